@@ -1,0 +1,519 @@
+"""Schema-constrained decoding: a token automaton that only admits valid records.
+
+:class:`RecordGrammar` is a deterministic automaton over token ids, built lazily from a
+:class:`~hf_synth.schema.RecordSchema` and a :class:`~hf_synth.tokenizer.PieceVocab`. In every state
+it knows which tokens may come next:
+
+* a struct: the next key (the next column in natural order while sampling, any remaining key while
+  parsing a conditioned prompt), each key exactly once, and the closing brace only when every key
+  has been written;
+* a categorical field: one of its categories (a trie when a category is several tokens);
+* a numeric field: digits that keep the number well formed and inside its range, with exactly the
+  column's number of decimals, ending only when the number is complete;
+* a free-text field: text tokens up to the longest value seen in training, then the closing quote;
+* a list: items up to the longest list seen in training;
+* ``null`` only for fields that were missing in training (and not for fields being imputed).
+
+Every path through the automaton ends in a valid record, so constrained sampling never needs to
+reject a row. The same automaton parses token ids back into records (:meth:`RecordGrammar.parse`).
+:class:`SchemaLogitsProcessor` plugs it into `transformers`' ``generate``.
+
+States are interned as integers and every transition and mask is computed once, so the per-token
+cost while sampling is a dictionary lookup per row plus one gather of precomputed masks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Iterable
+
+import torch
+from transformers import LogitsProcessor
+
+from .codec import RecordCodec, parse_number
+from .errors import HFSynthError
+from .schema import FieldSchema, RecordSchema, item_path, path_name
+from .tokenizer import NUMBER_CHARS, PieceVocab, field_at
+
+State = tuple
+_DIGITS = "0123456789"
+
+
+class NumberFormat:
+    """Which characters may extend a number of one column.
+
+    Fixed-notation numbers are handled as scaled integers (``value * 10**decimals``) with Python's
+    unbounded ints, so the range check is exact for any magnitude. Scientific-notation columns
+    (magnitudes beyond fixed notation) are checked for form only.
+    """
+
+    MAX_SCIENTIFIC_CHARS = 24
+
+    def __init__(self, fs: FieldSchema, bounds: tuple[float, float] | None = None):
+        self.scientific = fs.scientific
+        self.decimals = fs.decimals
+        low, high = bounds if bounds is not None else (fs.minimum, fs.maximum)
+        scale = 10**self.decimals
+        self.low, self.high = _scaled(low, scale), _scaled(high, scale)
+        self.max_int_digits = len(str(max(abs(self.low), abs(self.high)) // scale))
+
+    @lru_cache(maxsize=None)
+    def step(self, prefix: str) -> tuple[str, bool]:
+        """``(characters that may follow prefix, whether prefix is a complete number)``."""
+        if self.scientific:
+            return _scientific_step(prefix, self.MAX_SCIENTIFIC_CHARS)
+        allowed = "".join(c for c in self._candidates(prefix) if self._feasible(prefix + c))
+        return allowed, self._complete(prefix)
+
+    def _split(self, prefix: str) -> tuple[bool, str, bool, str]:
+        negative = prefix.startswith("-")
+        body = prefix[1:] if negative else prefix
+        integer, dot, fraction = body.partition(".")
+        return negative, integer, bool(dot), fraction
+
+    def _candidates(self, prefix: str) -> str:
+        negative, integer, dot, fraction = self._split(prefix)
+        if dot:
+            return _DIGITS if len(fraction) < self.decimals else ""
+        point = "." if self.decimals and integer else ""
+        if not integer:
+            sign = "-" if not prefix and self.low < 0 else ""
+            first = "123456789" if negative and not self.decimals else _DIGITS
+            return sign + first
+        if integer == "0":
+            return point
+        return (_DIGITS if len(integer) < self.max_int_digits else "") + point
+
+    def _magnitudes(self, integer: str, dot: bool, fraction: str) -> Iterable[tuple[int, int]]:
+        scale = 10**self.decimals
+        if dot:
+            rest = 10 ** (self.decimals - len(fraction))
+            base = int(integer) * scale + int(fraction or "0") * rest
+            yield base, base + rest - 1
+        elif not integer:
+            yield 0, 10 ** (self.max_int_digits) * scale - 1
+        elif integer == "0":
+            yield 0, scale - 1
+        else:
+            head = int(integer)
+            for extra in range(self.max_int_digits - len(integer) + 1):
+                yield head * 10**extra * scale, ((head + 1) * 10**extra - 1) * scale + scale - 1
+
+    def _feasible(self, prefix: str) -> bool:
+        negative, integer, dot, fraction = self._split(prefix)
+        for lo, hi in self._magnitudes(integer, dot, fraction):
+            if negative:
+                lo, hi = -hi, -lo
+            if lo <= self.high and hi >= self.low:
+                return True
+        return False
+
+    def _complete(self, prefix: str) -> bool:
+        negative, integer, dot, fraction = self._split(prefix)
+        if not integer or (self.decimals and (not dot or len(fraction) != self.decimals)):
+            return False
+        value = int(integer) * 10**self.decimals + int(fraction or "0")
+        value = -value if negative else value
+        return self.low <= value <= self.high
+
+
+def _scaled(value: float | int, scale: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * scale
+    return round(float(value) * scale)
+
+
+# state of the scientific-notation DFA for a prefix: -?(0|[1-9]d*)(.d+)?(e[-+]?d+)?
+_SCI_MOVES = {
+    "start": {"-": "sign", "0": "zero", **{d: "int" for d in "123456789"}},
+    "sign": {"0": "zero", **{d: "int" for d in "123456789"}},
+    "zero": {".": "dot", "e": "e"},
+    "int": {**{d: "int" for d in _DIGITS}, ".": "dot", "e": "e"},
+    "dot": {d: "frac" for d in _DIGITS},
+    "frac": {**{d: "frac" for d in _DIGITS}, "e": "e"},
+    "e": {"-": "esign", "+": "esign", **{d: "exp" for d in _DIGITS}},
+    "esign": {d: "exp" for d in _DIGITS},
+    "exp": {d: "exp" for d in _DIGITS},
+}
+_SCI_FINAL = {"zero", "int", "frac", "exp"}
+
+
+# fewest characters that complete a number from each DFA state
+_SCI_TO_FINAL = {"start": 1, "sign": 1, "dot": 1, "e": 1, "esign": 1, "zero": 0, "int": 0, "frac": 0, "exp": 0}
+
+
+def _scientific_step(prefix: str, max_chars: int) -> tuple[str, bool]:
+    state = "start"
+    for char in prefix:
+        state = _SCI_MOVES[state][char]
+    room = max_chars - len(prefix) - 1
+    allowed = "".join(c for c, nxt in _SCI_MOVES[state].items() if _SCI_TO_FINAL[nxt] <= room)
+    return allowed, state in _SCI_FINAL
+
+
+class RecordGrammar:
+    """A token automaton that accepts exactly the valid records of a schema (see module docstring).
+
+    Args:
+        schema: The record schema.
+        vocab: How pieces map to token ids.
+        text_limits: Maximum number of tokens of each free-text field, by path.
+        numeric_bounds: Optional ``{column: (low, high)}`` replacing the observed range of numbers.
+    """
+
+    def __init__(
+        self,
+        schema: RecordSchema,
+        vocab: PieceVocab,
+        text_limits: dict[str, int] | None = None,
+        numeric_bounds: dict[str, tuple[float, float]] | None = None,
+    ):
+        self.schema = schema
+        self.vocab = vocab
+        self.text_limits = text_limits or {}
+        self.columns = list(schema.fields)
+        self._column_bit = {name: 1 << i for i, name in enumerate(self.columns)}
+        self._numbers = {}
+        for path, fs in _numeric_paths(schema):
+            self._numbers[path] = NumberFormat(fs, (numeric_bounds or {}).get(path))
+        self._text_ids = frozenset(vocab.text_token_ids)
+        self._states: list[State] = []
+        self._state_ids: dict[State, int] = {}
+        self._tables: dict[int, dict[int, tuple[int, Any]]] = {}
+        self._mask_of_state: list[int | None] = []
+        self._mask_keys: dict[frozenset, int] = {}
+        self._mask_rows: list[torch.Tensor] = []
+        self._mask_tensor: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ public API
+    def initial_state(self, natural_order: bool = False, nonnull: Iterable[str] = ()) -> int:
+        """The start state; ``nonnull`` columns may not be sampled as missing (for imputation)."""
+        bits = 0
+        for name in nonnull:
+            bits |= self._column_bit[name]
+        return self._intern(((("S", "", 0, natural_order, bits),), ("V0",)))
+
+    def with_natural_order(self, state_id: int) -> int:
+        """The same state, but from now on the remaining columns come in their natural order."""
+        frames, mode = self._states[state_id]
+        kind, path, emitted, _, nonnull = frames[0]
+        return self._intern(((("S", path, emitted, True, nonnull),) + frames[1:], mode))
+
+    def is_final(self, state_id: int) -> bool:
+        return self._states[state_id][1] == ("E",)
+
+    def advance(self, state_id: int, token: int) -> tuple[int, Any]:
+        """Next state and event after ``token``; raises ``HFSynthError`` if the token is not allowed."""
+        state = self._states[state_id]
+        mode = state[1]
+        if mode[0] == "T" and token in self._text_ids and mode[2] < self.text_limits.get(mode[1], 0):
+            return self._intern((state[0], ("T", mode[1], mode[2] + 1))), ("text", token)
+        table = self._table(state_id)
+        try:
+            return table[token]
+        except KeyError:
+            raise HFSynthError(
+                f"token {self.vocab.token_repr(token)!r} is not allowed here ({_describe_mode(mode)})"
+            ) from None
+
+    def mask_index(self, state_id: int) -> int:
+        """Row of :meth:`mask_table` with the tokens allowed in this state."""
+        index = self._mask_of_state[state_id]
+        if index is None:
+            index = self._mask_of_state[state_id] = self._compute_mask(state_id)
+        return index
+
+    def mask_table(self) -> torch.Tensor:
+        """``(num_masks, vocab_size)`` bool tensor; rows are added as new states are visited."""
+        if self._mask_tensor is None or self._mask_tensor.shape[0] != len(self._mask_rows):
+            self._mask_tensor = torch.stack(self._mask_rows)
+        return self._mask_tensor
+
+    def feed(self, state_id: int, tokens: Iterable[int]) -> int:
+        for token in tokens:
+            state_id, _ = self.advance(state_id, token)
+        return state_id
+
+    def parse(self, tokens: Iterable[int]) -> dict:
+        """Parse the token ids of one record (a prompt plus what was generated) into a record.
+
+        Tokens after the end of the record (padding) are ignored. Raises ``HFSynthError`` if the
+        ids are not a complete valid record.
+        """
+        builder = _RecordBuilder(self.schema, self.vocab)
+        state = self.initial_state()
+        for token in tokens:
+            if self.is_final(state):
+                break
+            state, event = self.advance(state, token)
+            builder.add(event)
+        if not self.is_final(state):
+            raise HFSynthError(f"incomplete record ({_describe_mode(self._states[state][1])})")
+        return builder.record
+
+    # ------------------------------------------------------------------ states
+    def _intern(self, state: State) -> int:
+        sid = self._state_ids.get(state)
+        if sid is None:
+            sid = self._state_ids[state] = len(self._states)
+            self._states.append(state)
+            self._mask_of_state.append(None)
+        return sid
+
+    def _table(self, state_id: int) -> dict[int, tuple[int, Any]]:
+        table = self._tables.get(state_id)
+        if table is None:
+            table = self._tables[state_id] = self._build_table(self._states[state_id])
+        return table
+
+    def _compute_mask(self, state_id: int) -> int:
+        state = self._states[state_id]
+        allowed = set(self._table(state_id))
+        mode = state[1]
+        if mode[0] == "T" and mode[2] < self.text_limits.get(mode[1], 0):
+            allowed |= self._text_ids
+        if mode == ("E",):
+            allowed = {self.vocab.eos_id, self.vocab.pad_id}
+        key = frozenset(allowed)
+        index = self._mask_keys.get(key)
+        if index is None:
+            row = torch.zeros(self.vocab.vocab_size, dtype=torch.bool)
+            row[list(key)] = True
+            index = self._mask_keys[key] = len(self._mask_rows)
+            self._mask_rows.append(row)
+        return index
+
+    def _build_table(self, state: State) -> dict[int, tuple[int, Any]]:
+        frames, mode = state
+        table: dict[int, tuple[int, Any]] = {}
+        kind = mode[0]
+        if kind == "P":
+            return self._trie_table(mode[1], mode[2])
+        if kind == "E":
+            return table
+        if kind == "N":
+            path, prefix = mode[1], mode[2]
+            chars, complete = self._numbers[path].step(prefix)
+            for char in chars:
+                table[self.vocab.char_id(char)] = (self._intern((frames, ("N", path, prefix + char))), ("char", char))
+            if complete:
+                table.update(self._trie_table(self._intern((frames, ("A",))), ()))
+            return table
+        if kind == "V":
+            path = mode[1]
+            if path in self._numbers:
+                chars, _ = self._numbers[path].step("")
+                for char in chars:
+                    table[self.vocab.char_id(char)] = (self._intern((frames, ("N", path, char))), ("char", char))
+        state_id = self._intern(state)
+        table.update(self._trie_table(state_id, ()))
+        return table
+
+    def _trie_table(self, base_id: int, consumed: tuple[int, ...]) -> dict[int, tuple[int, Any]]:
+        """Transitions for the multi-token pieces allowed in ``base``, after ``consumed`` tokens."""
+        depth = len(consumed)
+        by_token: dict[int, list] = {}
+        for piece, next_state in self._options(self._states[base_id]):
+            ids = self.vocab.piece_ids(piece)
+            if ids[:depth] == consumed and len(ids) > depth:
+                by_token.setdefault(ids[depth], []).append((piece, ids, next_state))
+        table = {}
+        for token, options in by_token.items():
+            done = [o for o in options if len(o[1]) == depth + 1]
+            if done and len(options) > 1:
+                names = ", ".join(repr(o[0]) for o in options)
+                raise HFSynthError(f"ambiguous tokenization: pieces {names} share a token prefix")
+            if done:
+                piece, _, next_state = done[0]
+                table[token] = (self._intern(next_state), ("piece", piece))
+            else:
+                table[token] = (self._intern((self._states[base_id][0], ("P", base_id, consumed + (token,)))), None)
+        return table
+
+    def _options(self, state: State) -> list[tuple[tuple, State]]:
+        """The pieces that may come next, each with the state it leads to."""
+        frames, mode = state
+        kind = mode[0]
+        if kind == "V0":
+            return [(("open", ""), (frames, ("A",)))]
+        if kind in ("A", "N"):
+            return self._after_value(frames)
+        if kind == "O":
+            frame = frames[-1]
+            fs = field_at(self.schema, frame[1])
+            options = [(("list_close",), self._pop(frames))]
+            if fs.max_items > 0:
+                start = frames[:-1] + (("L", frame[1], 1),)
+                options += self._value_options(start, item_path(frame[1]))
+            return options
+        if kind == "V":
+            return self._value_options(frames, mode[1])
+        if kind == "T":
+            return [(("str_close",), (frames, ("A",)))]
+        return []
+
+    def _after_value(self, frames: tuple) -> list[tuple[tuple, State]]:
+        frame = frames[-1]
+        if frame[0] == "L":
+            fs = field_at(self.schema, frame[1])
+            options = [(("list_close",), self._pop(frames))]
+            if frame[2] < fs.max_items:
+                more = frames[:-1] + (("L", frame[1], frame[2] + 1),)
+                options.append((("list_sep",), (more, ("V", item_path(frame[1])))))
+            return options
+        _, path, emitted, natural, nonnull = frame
+        fields = self.schema.fields if path == "" else field_at(self.schema, path).fields
+        remaining = [(i, key) for i, key in enumerate(fields) if not emitted >> i & 1]
+        if not remaining:
+            return [(("close", path), self._pop(frames))]
+        if natural:
+            remaining = remaining[:1]
+        options = []
+        for i, key in remaining:
+            child = key if path == "" else f"{path}\x1f{key}"
+            moved = frames[:-1] + (("S", path, emitted | 1 << i, natural, nonnull),)
+            options.append((("key", child, emitted == 0), (moved, ("V", child))))
+        return options
+
+    def _pop(self, frames: tuple) -> State:
+        rest = frames[:-1]
+        return (rest, ("E",)) if not rest else (rest, ("A",))
+
+    def _value_options(self, frames: tuple, path: str) -> list[tuple[tuple, State]]:
+        fs = field_at(self.schema, path)
+        after = (frames, ("A",))
+        options = []
+        root = frames[0]
+        forbidden_null = path in self._column_bit and root[4] & self._column_bit[path]
+        if (fs.nullable or fs.kind == "null") and not forbidden_null:
+            options.append((("null",), after))
+        if fs.kind in ("categorical", "bool"):
+            options += [(("cat", path, i), after) for i in range(len(fs.categories))]
+        elif fs.kind == "text":
+            options.append((("str_open",), (frames, ("T", path, 0))))
+        elif fs.kind == "struct":
+            options.append((("open", path), (frames + (("S", path, 0, True, 0),), ("A",))))
+        elif fs.kind == "list":
+            options.append((("list_open",), (frames + (("L", path, 0),), ("O",))))
+        return options
+
+
+def _numeric_paths(schema: RecordSchema) -> Iterable[tuple[str, FieldSchema]]:
+    from .schema import iter_paths
+
+    return [(p, fs) for p, fs in iter_paths(schema.fields) if fs.kind == "numeric"]
+
+
+def _describe_mode(mode: tuple) -> str:
+    kind = mode[0]
+    return {
+        "V0": "expected the start of a record",
+        "A": "expected the next key or the end of a container",
+        "O": "expected a list item or the end of the list",
+        "V": f"expected a value for {mode[1] if len(mode) > 1 else ''!s}",
+        "N": "inside a number",
+        "T": "inside a string",
+        "P": "inside a multi-token piece",
+        "E": "after the end of the record",
+    }.get(kind, kind).replace("\x1f", ".")
+
+
+class _RecordBuilder:
+    """Turns the automaton's events back into a record of the original types."""
+
+    def __init__(self, schema: RecordSchema, vocab: PieceVocab):
+        self.schema = schema
+        self.vocab = vocab
+        self.record: dict | None = None
+        self._stack: list[list] = []  # [container, path, pending_key]
+        self._number: list[str] = []
+        self._number_path = ""
+        self._text: list[int] = []
+        self._value_path = ""
+
+    def add(self, event: Any) -> None:
+        if event is None:
+            return
+        kind = event[0]
+        if kind == "char":
+            if not self._number:
+                self._number_path = self._value_path
+            self._number.append(event[1])
+            return
+        if kind == "text":
+            self._text.append(event[1])
+            return
+        if self._number:
+            fs = field_at(self.schema, self._number_path)
+            number, self._number = "".join(self._number), []
+            self._put(parse_number(fs, number))
+        piece = event[1]
+        name = piece[0]
+        if name == "open":
+            self._stack.append([{}, piece[1], None])
+        elif name == "close":
+            container = self._stack.pop()[0]
+            if self._stack:
+                self._put(container)
+            else:
+                self.record = container
+        elif name == "key":
+            self._stack[-1][2] = path_name(piece[1])
+            self._value_path = piece[1]
+        elif name == "cat":
+            fs = field_at(self.schema, piece[1])
+            value = fs.categories[piece[2]]
+            if fs.dtype == "class_label":
+                value = fs.label_names.index(value)
+            self._put(value)
+        elif name == "null":
+            self._put(None)
+        elif name == "str_open":
+            self._text = []
+        elif name == "str_close":
+            self._put(self.vocab.decode_text(self._text))
+        elif name == "list_open":
+            self._stack.append([[], self._value_path, None])
+            self._value_path = item_path(self._value_path)
+        elif name == "list_sep":
+            self._value_path = item_path(self._stack[-1][1])
+        elif name == "list_close":
+            container = self._stack.pop()
+            self._put(container[0])
+
+    def _put(self, value: Any) -> None:
+        top = self._stack[-1]
+        if isinstance(top[0], list):
+            top[0].append(value)
+        else:
+            top[0][top[2]] = value
+
+
+class SchemaLogitsProcessor(LogitsProcessor):
+    """A `transformers` logits processor that masks every token the schema does not allow.
+
+    Args:
+        grammar: The automaton.
+        states: The state of each batch row after its prompt.
+        prompt_length: Length of the (left-padded) prompt given to ``generate``.
+    """
+
+    def __init__(self, grammar: RecordGrammar, states: list[int], prompt_length: int):
+        self.grammar = grammar
+        self.states = list(states)
+        self._seen = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] > self._seen:
+            grammar = self.grammar
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                state = self.states[row]
+                if not grammar.is_final(state):
+                    self.states[row] = grammar.advance(state, token)[0]
+            self._seen = input_ids.shape[1]
+        rows = [self.grammar.mask_index(s) for s in self.states]
+        table = self.grammar.mask_table()
+        mask = table[torch.tensor(rows)]
+        if mask.shape[1] < scores.shape[1]:
+            mask = torch.nn.functional.pad(mask, (0, scores.shape[1] - mask.shape[1]), value=False)
+        return scores.masked_fill(~mask, float("-inf"))

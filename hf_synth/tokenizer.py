@@ -1,0 +1,360 @@
+"""Records as token ids.
+
+A record becomes a stream of *pieces* that mirror its JSON text (:mod:`hf_synth.codec`)::
+
+    open("")  key("age") 3 9  key("workclass") cat("workclass", 4)  key("note") null  close("")
+
+========================  ===============================  ====================================
+piece                     JSON text                        default tokenizer
+========================  ===============================  ====================================
+``("open", path)``        ``{``                            one token (``<bos>`` at the root)
+``("close", path)``       ``}``                            one token (``<eos>`` at the root)
+``("key", path, first)``  ``"name": `` (``, "name": ``)    one token per field
+``("cat", path, i)``      the category's JSON              one token per (field, category)
+``("null",)``             ``null``                         one token
+``("str_open",)``         ``"``                            one token, then text, then
+``("str_close",)``        ``"``                            one token
+``("list_open",)`` ...    ``[`` ``, `` ``]``               one token each
+number characters         ``-0123456789.e+``               one token per character
+========================  ===============================  ====================================
+
+Two vocabularies implement the pieces:
+
+* :class:`RecordTokenizer` (the default) is built from the training data: every structural piece,
+  column name and category is a single token, numbers are digit tokens, and free text uses a
+  byte-level BPE trained on the data's text fields with the `tokenizers` library.
+* :class:`PretrainedVocab` wraps any Hugging Face tokenizer: each piece is its JSON text tokenized
+  by that tokenizer (several tokens, matched with a trie by :mod:`hf_synth.constraints`), digits
+  are single-character tokens and free text is the tokenizer's own tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from typing import Any, Iterator
+
+from .codec import category_text, format_number
+from .errors import GeneratorLoadError, HFSynthError
+from .schema import FieldSchema, RecordSchema, child_path, item_path, iter_paths, path_name
+
+NUMBER_CHARS = "0123456789-.e+"
+_STRUCTURAL = ["<pad>", "<bos>", "<eos>", "<null>", "<str>", "</str>", "<list>", "<sep>", "</list>", "<obj>", "</obj>"]
+RECORD_TOKENIZER_FILE = "record_tokenizer.json"
+
+
+def piece_text(schema: RecordSchema, piece: tuple) -> str:
+    """The JSON text a piece stands for."""
+    kind = piece[0]
+    if kind == "open":
+        return "{"
+    if kind == "close":
+        return "}"
+    if kind == "key":
+        text = json.dumps(path_name(piece[1]), ensure_ascii=False) + ": "
+        return text if piece[2] else ", " + text
+    if kind == "cat":
+        fs = field_at(schema, piece[1])
+        return category_text(fs, fs.categories[piece[2]])
+    return {"null": "null", "str_open": '"', "str_close": '"', "list_open": "[", "list_sep": ", ", "list_close": "]"}[kind]
+
+
+def field_at(schema: RecordSchema, path: str) -> FieldSchema:
+    """The field at a path (see :func:`hf_synth.schema.child_path`)."""
+    cache = schema.__dict__.get("_paths")
+    if cache is None:
+        cache = schema.__dict__["_paths"] = dict(iter_paths(schema.fields))
+    return cache[path]
+
+
+class PieceVocab(ABC):
+    """Maps pieces, number characters and free text to token ids (see the module docstring)."""
+
+    pad_id: int
+    eos_id: int
+    vocab_size: int
+    text_token_ids: list[int]
+    #: True when each piece is one token, so a record's pieces need no trie.
+    single_token_pieces: bool = False
+
+    @abstractmethod
+    def piece_ids(self, piece: tuple) -> tuple[int, ...]:
+        """See the module docstring."""
+
+    @abstractmethod
+    def char_id(self, char: str) -> int:
+        """See the module docstring."""
+
+    @abstractmethod
+    def text_ids(self, text: str) -> list[int]:
+        """See the module docstring."""
+
+    @abstractmethod
+    def decode_text(self, ids: list[int]) -> str:
+        """See the module docstring."""
+
+    @abstractmethod
+    def token_repr(self, token_id: int) -> str:
+        """See the module docstring."""
+
+
+class RecordTokenizer(PieceVocab):
+    """The default vocabulary, built from the training data.
+
+    Column names and categories are single tokens, numbers are digit tokens and free text goes
+    through a byte-level BPE trained on the data's text fields.
+    """
+
+    single_token_pieces = True
+
+    def __init__(self, schema: RecordSchema, tokens: list[str], text_tokenizer_json: str | None):
+        self.schema = schema
+        self.tokens = tokens
+        self.index = {t: i for i, t in enumerate(tokens)}
+        self.text_offset = len(tokens)
+        self._text = None
+        if text_tokenizer_json is not None:
+            from tokenizers import Tokenizer
+
+            self._text = Tokenizer.from_str(text_tokenizer_json)
+            self._text_json = text_tokenizer_json
+        text_size = self._text.get_vocab_size() if self._text is not None else 0
+        self.vocab_size = len(tokens) + text_size
+        self.text_token_ids = list(range(self.text_offset, self.vocab_size))
+        self.pad_id = self.index["<pad>"]
+        self.bos_id = self.index["<bos>"]
+        self.eos_id = self.index["<eos>"]
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, schema: RecordSchema, texts: list[str], text_vocab_size: int = 2000) -> "RecordTokenizer":
+        """Build the vocabulary for ``schema``; ``texts`` are the free-text values to train BPE on."""
+        tokens = list(_STRUCTURAL) + [f"<num:{c}>" for c in NUMBER_CHARS]
+        for path, fs in iter_paths(schema.fields):
+            if path_name(path) != "[]":
+                tokens.append(f"<key:{path}>")
+            if fs.kind in ("categorical", "bool"):
+                tokens.extend(f"<cat:{path}={i}>" for i in range(len(fs.categories)))
+        text_json = None
+        if any(fs.kind == "text" for _, fs in iter_paths(schema.fields)):
+            text_json = _train_text_bpe(texts, text_vocab_size)
+        return cls(schema, tokens, text_json)
+
+    # ------------------------------------------------------------------ pieces
+    def piece_ids(self, piece: tuple) -> tuple[int, ...]:
+        return (self.index[self._piece_token(piece)],)
+
+    def _piece_token(self, piece: tuple) -> str:
+        kind = piece[0]
+        if kind == "open":
+            return "<bos>" if piece[1] == "" else "<obj>"
+        if kind == "close":
+            return "<eos>" if piece[1] == "" else "</obj>"
+        if kind == "key":
+            return f"<key:{piece[1]}>"
+        if kind == "cat":
+            return f"<cat:{piece[1]}={piece[2]}>"
+        return {"null": "<null>", "str_open": "<str>", "str_close": "</str>", "list_open": "<list>",
+                "list_sep": "<sep>", "list_close": "</list>"}[kind]
+
+    def char_id(self, char: str) -> int:
+        return self.index[f"<num:{char}>"]
+
+    def text_ids(self, text: str) -> list[int]:
+        if self._text is None:
+            raise HFSynthError("this tokenizer was built for data without free text")
+        return [self.text_offset + i for i in self._text.encode(text).ids]
+
+    def decode_text(self, ids: list[int]) -> str:
+        return self._text.decode([i - self.text_offset for i in ids], skip_special_tokens=False)
+
+    def token_repr(self, token_id: int) -> str:
+        if token_id < self.text_offset:
+            return self.tokens[token_id]
+        return self._text.id_to_token(token_id - self.text_offset)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        data = {"type": "RecordTokenizer", "tokens": self.tokens,
+                "text_tokenizer": json.loads(self._text_json) if self._text is not None else None}
+        with open(os.path.join(directory, RECORD_TOKENIZER_FILE), "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, directory: str, schema: RecordSchema) -> "RecordTokenizer":
+        path = os.path.join(directory, RECORD_TOKENIZER_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            text = data["text_tokenizer"]
+            return cls(schema, data["tokens"], json.dumps(text) if text is not None else None)
+        except FileNotFoundError:
+            raise GeneratorLoadError(f"missing tokenizer file {path}") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise GeneratorLoadError(f"corrupted tokenizer file {path}: {err}") from None
+
+
+def _train_text_bpe(texts: list[str], vocab_size: int) -> str:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=2, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(texts or [""], trainer=trainer)
+    return tokenizer.to_str()
+
+
+class PretrainedVocab(PieceVocab):
+    """Pieces written with a pretrained Hugging Face tokenizer (for ``model="<id or path>"``).
+
+    Each piece is its JSON text, tokenized on its own; free text is the JSON-escaped string content
+    tokenized by the tokenizer, and only tokens that are complete JSON string content (no quote, no
+    dangling escape) may appear inside a string, so every sampled string parses.
+    """
+
+    def __init__(self, schema: RecordSchema, tokenizer: Any):
+        self.schema = schema
+        self.tokenizer = tokenizer
+        self.vocab_size = len(tokenizer)
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise HFSynthError("the tokenizer has no eos_token; set one before fitting")
+        self.eos_id = eos
+        self.bos_id = tokenizer.bos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        self._pieces: dict[tuple, tuple[int, ...]] = {}
+        self._chars = {c: self._single_token(c) for c in NUMBER_CHARS}
+        special = set(tokenizer.all_special_ids)
+        self.text_token_ids = []
+        for token_id in range(self.vocab_size):
+            if token_id in special:
+                continue
+            text = tokenizer.decode([token_id])
+            if text and '"' not in text and _is_string_content(text):
+                self.text_token_ids.append(token_id)
+        quote = self._single_token('"')
+        self._quote = quote
+
+    def _single_token(self, char: str) -> int:
+        ids = self.tokenizer(char, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            ids = [i for i in ids if self.tokenizer.decode([i]) == char]
+        if len(ids) != 1:
+            raise HFSynthError(f"the tokenizer has no single token for {char!r}; it cannot write numbers digit by digit")
+        return ids[0]
+
+    def piece_ids(self, piece: tuple) -> tuple[int, ...]:
+        ids = self._pieces.get(piece)
+        if ids is None:
+            if piece[0] in ("str_open", "str_close"):
+                ids = (self._quote,)
+            else:
+                ids = tuple(self.tokenizer(piece_text(self.schema, piece), add_special_tokens=False)["input_ids"])
+                if piece == ("open", "") and self.bos_id is not None and self.bos_id != self.eos_id:
+                    ids = (self.bos_id,) + ids
+                if piece == ("close", ""):
+                    ids = ids + (self.eos_id,)
+            self._pieces[piece] = ids
+        return ids
+
+    def char_id(self, char: str) -> int:
+        return self._chars[char]
+
+    def text_ids(self, text: str) -> list[int]:
+        escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+        return list(self.tokenizer(escaped, add_special_tokens=False)["input_ids"])
+
+    def decode_text(self, ids: list[int]) -> str:
+        return json.loads('"' + self.tokenizer.decode(ids) + '"')
+
+    def token_repr(self, token_id: int) -> str:
+        return self.tokenizer.convert_ids_to_tokens(token_id)
+
+
+def _is_string_content(text: str) -> bool:
+    try:
+        json.loads('"' + text + '"')
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def record_to_pieces(schema: RecordSchema, record: dict, order: list[str] | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield ``(column, item)`` for a record, where ``item`` is a piece tuple, a number character
+    (``("char", c)``) or free text (``("text", s)``); ``column`` is the top-level column it belongs to."""
+    order = list(schema.fields) if order is None else order
+    yield "", ("open", "")
+    for i, name in enumerate(order):
+        yield name, ("key", name, i == 0)
+        for item in _value_pieces(schema.fields[name], name, record.get(name)):
+            yield name, item
+    yield "", ("close", "")
+
+
+def _value_pieces(fs: FieldSchema, path: str, value: Any) -> Iterator[tuple]:
+    if value is None:
+        yield ("null",)
+        return
+    kind = fs.kind
+    if kind == "numeric":
+        for char in format_number(fs, value):
+            yield ("char", char)
+    elif kind in ("categorical", "bool"):
+        if fs.dtype == "class_label":
+            value = fs.label_names[value]
+        try:
+            yield ("cat", path, fs.categories.index(value))
+        except ValueError:
+            raise HFSynthError(f"{path}: {value!r} is not one of the known categories") from None
+    elif kind == "text":
+        yield ("str_open",)
+        yield ("text", value)
+        yield ("str_close",)
+    elif kind == "struct":
+        yield ("open", path)
+        for i, (key, sub) in enumerate(fs.fields.items()):
+            yield ("key", child_path(path, key), i == 0)
+            yield from _value_pieces(sub, child_path(path, key), value.get(key))
+        yield ("close", path)
+    elif kind == "list":
+        yield ("list_open",)
+        for i, item in enumerate(value):
+            if i:
+                yield ("list_sep",)
+            yield from _value_pieces(fs.item, item_path(path), item)
+        yield ("list_close",)
+    elif kind == "null":
+        raise HFSynthError(f"{path}: expected a missing value, got {value!r}")
+
+
+def encode_record(vocab: PieceVocab, schema: RecordSchema, record: dict, order: list[str] | None = None) -> list[int]:
+    """Token ids of ``record`` with top-level columns in ``order``."""
+    ids: list[int] = []
+    for _, item in record_to_pieces(schema, record, order):
+        ids.extend(_item_ids(vocab, item))
+    return ids
+
+
+def column_token_counts(vocab: PieceVocab, schema: RecordSchema, record: dict) -> dict[str, int]:
+    """How many tokens each column takes in ``record`` (to explain records that are too long)."""
+    counts: dict[str, int] = {}
+    for column, item in record_to_pieces(schema, record):
+        counts[column] = counts.get(column, 0) + len(_item_ids(vocab, item))
+    return counts
+
+
+def _item_ids(vocab: PieceVocab, item: tuple) -> list[int] | tuple[int, ...]:
+    if item[0] == "char":
+        return [vocab.char_id(item[1])]
+    if item[0] == "text":
+        return vocab.text_ids(item[1])
+    return vocab.piece_ids(item)
