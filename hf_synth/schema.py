@@ -61,7 +61,7 @@ SCHEMA_VERSION = 1
 _INT_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 _FLOAT_DTYPES = {"float16", "float32", "float64", "double", "float", "halffloat"}
 _STRING_DTYPES = {"string", "large_string"}
-_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)\.([0-9]+)")
 
 
@@ -185,8 +185,9 @@ class RecordSchema:
             raise SchemaError("the dataset has no columns")
         warnings: list[str] = []
         fields = {}
+        table = _rows_table(dataset)
         for name, feature in dataset.features.items():
-            values = dataset.data.column(name).to_pylist()
+            values = table.column(name).to_pylist()
             fields[name] = _infer_field(name, feature, values, warnings)
         return cls(
             features=dataset.features.copy(),
@@ -215,14 +216,24 @@ class RecordSchema:
 
 def dataset_fingerprint(dataset: datasets.Dataset) -> str:
     """A content hash of the training data (columns, types and values), stable across runs."""
+    import pyarrow as pa
+
     digest = hashlib.sha256()
     digest.update(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
-    for batch in dataset.data.to_batches(max_chunksize=10_000):
-        for column in batch.columns:
-            for buf in column.buffers():
-                if buf is not None:
-                    digest.update(memoryview(buf))
+    # IPC serialisation writes only the rows of a sliced batch (raw buffers of a slice would hash
+    # the whole parent table, so different slices of one table would share a fingerprint).
+    for batch in _rows_table(dataset).to_batches(max_chunksize=10_000):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        digest.update(memoryview(sink.getvalue()))
     return digest.hexdigest()[:16]
+
+
+def _rows_table(dataset: datasets.Dataset):
+    """The Arrow table of the dataset's rows (``dataset.data`` ignores an indices mapping, as left
+    by ``select``, ``filter``, ``shuffle`` or ``train_test_split``)."""
+    return dataset.with_format("arrow")[:]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -238,6 +249,10 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
     base = dict(nullable=missing_rate > 0, missing_rate=round(missing_rate, 6))
 
     if isinstance(feature, dict):
+        if not present:  # rule 4, after refusing unsupported nested types
+            for key, sub in feature.items():
+                _infer_field(f"{path}.{key}", sub, [None], [])
+            return _always_missing(path, None, warnings)
         rows = [v for v in values]
         fields = {}
         for key, sub in feature.items():
@@ -249,6 +264,9 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
         inner = feature.feature
         if isinstance(inner, dict) and not isinstance(inner, datasets.Features):
             inner = inner
+        if not present:
+            _infer_field(f"{path}[]", inner, [None], [])
+            return _always_missing(path, None, warnings)
         lengths = [len(v) for v in present]
         items = [item for v in present for item in v]
         if not items:
@@ -259,6 +277,8 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
 
     if isinstance(feature, datasets.ClassLabel):
         present = [v for v in present if v >= 0]
+        if not present:
+            return _always_missing(path, "class_label", warnings)
         base = dict(nullable=len(present) < len(values), missing_rate=round(1 - len(present) / len(values), 6))
         counts = Counter(feature.int2str(v) for v in present)
         cats = [c for c, _ in counts.most_common()]
@@ -277,8 +297,7 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
     if dtype == "null" or not present:
         if dtype not in _INT_DTYPES | _FLOAT_DTYPES | _STRING_DTYPES | {"bool", "null"}:
             raise SchemaError(f"column {path!r} has unsupported dtype {dtype!r}")
-        warnings.append(f"column {path!r} is always missing; synthetic rows keep it missing")
-        return FieldSchema(kind="null", dtype=dtype, nullable=True, missing_rate=1.0)
+        return _always_missing(path, dtype, warnings)
     if dtype == "bool":
         counts = Counter(present)
         cats = [c for c, _ in counts.most_common()]
@@ -290,6 +309,11 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
     raise SchemaError(
         f"column {path!r} has unsupported dtype {dtype!r}; supported: ints, floats, bool, string"
     )
+
+
+def _always_missing(path: str, dtype: str | None, warnings: list[str]) -> FieldSchema:
+    warnings.append(f"column {path!r} is always missing; synthetic rows keep it missing")
+    return FieldSchema(kind="null", dtype=dtype, nullable=True, missing_rate=1.0)
 
 
 def _single_value_warning(path: str, counts: Counter, warnings: list[str]) -> None:
@@ -352,7 +376,9 @@ def _shortest_repr(value: float, dtype: str) -> str:
     if dtype in ("float32", "float", "float16", "halffloat"):
         import numpy as np
 
-        return repr(float(np.float32(value))) if dtype != "float16" else repr(float(np.float16(value)))
+        # str() of a numpy scalar is the shortest text that round-trips at that precision
+        # (repr(float(...)) would print the float64 expansion, e.g. 0.10000000149011612)
+        return str(np.float32(value)) if dtype not in ("float16", "halffloat") else str(np.float16(value))
     return repr(float(value))
 
 

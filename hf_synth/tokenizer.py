@@ -290,7 +290,7 @@ def _is_string_content(text: str) -> bool:
 
 def record_to_pieces(schema: RecordSchema, record: dict, order: list[str] | None = None) -> Iterator[tuple[str, Any]]:
     """Yield ``(column, item)`` for a record, where ``item`` is a piece tuple, a number character
-    (``("char", c)``) or free text (``("text", s)``); ``column`` is the top-level column it belongs to."""
+    (``("char", c)``) or free text (``("text", s, path)``); ``column`` is the top-level column it belongs to."""
     order = list(schema.fields) if order is None else order
     yield "", ("open", "")
     for i, name in enumerate(order):
@@ -317,7 +317,7 @@ def _value_pieces(fs: FieldSchema, path: str, value: Any) -> Iterator[tuple]:
             raise HFSynthError(f"{path}: {value!r} is not one of the known categories") from None
     elif kind == "text":
         yield ("str_open",)
-        yield ("text", value)
+        yield ("text", value, path)
         yield ("str_close",)
     elif kind == "struct":
         yield ("open", path)
@@ -358,3 +358,14 @@ def _item_ids(vocab: PieceVocab, item: tuple) -> list[int] | tuple[int, ...]:
     if item[0] == "text":
         return vocab.text_ids(item[1])
     return vocab.piece_ids(item)
+
+
+def encode_prompt(vocab: PieceVocab, schema: RecordSchema, values: dict) -> list[int]:
+    """Token ids that open a record and write the given columns (in the dict's order): the prompt
+    of a conditioned sample."""
+    ids = list(vocab.piece_ids(("open", "")))
+    for i, (name, value) in enumerate(values.items()):
+        ids.extend(vocab.piece_ids(("key", name, i == 0)))
+        for item in _value_pieces(schema.fields[name], name, value):
+            ids.extend(_item_ids(vocab, item))
+    return ids

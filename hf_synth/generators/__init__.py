@@ -1,0 +1,6 @@
+"""Generators: one method per module, all registered for AutoGenerator."""
+
+from .base import GENERATORS, AutoGenerator, BaseGenerator
+from .lm import LMGenerator, LMGeneratorConfig
+
+__all__ = ["GENERATORS", "AutoGenerator", "BaseGenerator", "LMGenerator", "LMGeneratorConfig"]

@@ -1,0 +1,243 @@
+"""What every generator shares: the fit / sample API, persistence, the Hub and the registry.
+
+Subclasses implement ``fit``, ``_sample_rows``, ``_save_components`` and ``_load_components``;
+this class gives them ``sample`` (conditions, seeding, output files), ``impute``,
+``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` and the model card.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import tempfile
+from typing import Any, ClassVar
+
+import datasets
+
+from .. import __version__
+from ..conditions import condition_rows
+from ..configuration import GeneratorConfig
+from ..errors import GeneratorLoadError, HFSynthError
+from ..hub import (
+    GENERATOR_CONFIG_FILE,
+    MODEL_CARD_FILE,
+    SCHEMA_FILE,
+    hash_files,
+    push_folder,
+    read_json,
+    replace_directory,
+    resolve_generator_dir,
+    verify_files,
+    write_json,
+)
+from ..io import check_output_path, load_input, write_dataset
+from ..sampling import SamplingReport
+from ..schema import RecordSchema
+
+logger = logging.getLogger(__name__)
+GENERATORS: dict[str, type["BaseGenerator"]] = {}
+FORMAT_VERSION = 1
+
+
+def register(cls: type["BaseGenerator"]) -> type["BaseGenerator"]:
+    """Class decorator: make a generator loadable by :class:`AutoGenerator`."""
+    GENERATORS[cls.__name__] = cls
+    return cls
+
+
+class BaseGenerator(abc.ABC):
+    """Base class of hf_synth generators (SDV-like ``fit`` / ``sample`` in Hugging Face terms)."""
+
+    config_class: ClassVar[type[GeneratorConfig]]
+    method: ClassVar[str]
+
+    def __init__(self, config: GeneratorConfig | None = None, **kwargs: Any):
+        if config is not None and kwargs:
+            config = config.replace(**kwargs)
+        self.config = config if config is not None else self.config_class(**kwargs)
+        self.schema: RecordSchema | None = None
+        self.training_info: dict[str, Any] = {}
+        self.evaluation: dict[str, Any] | None = None
+        self.last_report: SamplingReport | None = None
+
+    # ------------------------------------------------------------------ to implement
+    @abc.abstractmethod
+    def fit(self, dataset: Any, **load_kwargs: Any) -> "BaseGenerator":
+        """Train on ``dataset`` (anything :func:`hf_synth.io.load_input` reads)."""
+
+    @abc.abstractmethod
+    def _sample_rows(self, rows: list[dict], *, seed: int, nonnull: list[tuple] | None, **options: Any) -> tuple[list[dict], SamplingReport]:
+        """One record per entry of ``rows`` (the fixed values of that row)."""
+
+    @abc.abstractmethod
+    def _save_components(self, directory: str) -> dict[str, Any]:
+        """Write the components into ``directory``; return extra metadata for generator_config.json."""
+
+    @abc.abstractmethod
+    def _load_components(self, directory: str, meta: dict[str, Any]) -> None:
+        """Inverse of :meth:`_save_components` (the schema is already loaded)."""
+
+    # ------------------------------------------------------------------ sampling
+    def _check_fitted(self) -> None:
+        if self.schema is None:
+            raise HFSynthError(f"this {type(self).__name__} is not fitted; call fit() or from_pretrained() first")
+
+    def sample(
+        self,
+        num_rows: int | None = None,
+        *,
+        conditions: Any = None,
+        seed: int | None = None,
+        output: str | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> datasets.Dataset:
+        """Sample synthetic rows as a `datasets.Dataset` with the training data's Features.
+
+        Args:
+            num_rows: How many rows (not needed when ``conditions`` holds one row per sample).
+            conditions: ``{"column": value}`` fixed for every row, or a Dataset / DataFrame / list of
+                dicts with some columns, one sampled row per condition row (``None`` = free).
+            seed: The same seed gives the same rows on the same machine (default: the config's seed).
+            output: Also write the rows to this ``.csv`` / ``.jsonl`` / ``.parquet`` file.
+            overwrite: Replace ``output`` if it exists.
+            **options: Decoding options of the generator (``batch_size``, ``temperature``, ...).
+
+        Example:
+            >>> synthetic = generator.sample(1000, conditions={"sex": "Female"}, seed=0)
+        """
+        self._check_fitted()
+        if output is not None:
+            check_output_path(output, overwrite)
+        rows = condition_rows(self.schema, conditions, num_rows)
+        seed = self.config.seed if seed is None else seed
+        records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
+        return self._finish(records, report, output, overwrite)
+
+    def impute(self, dataset: Any, *, seed: int | None = None, output: str | None = None,
+               overwrite: bool = False, **options: Any) -> datasets.Dataset:
+        """Fill the missing cells of ``dataset``, conditioning each row on its present cells."""
+        self._check_fitted()
+        if output is not None:
+            check_output_path(output, overwrite)
+        data = load_input(dataset)
+        unknown = [c for c in data.column_names if c not in self.schema.fields]
+        if unknown:
+            raise HFSynthError(f"unknown columns {unknown}; the generator knows {self.schema.columns}")
+        rows = condition_rows(self.schema, data, None) if data.num_rows else []
+        if not rows:
+            raise HFSynthError("the dataset to impute is empty")
+        nonnull = [tuple(c for c in self.schema.fields if c not in row and self.schema.fields[c].kind != "null") for row in rows]
+        seed = self.config.seed if seed is None else seed
+        todo = [i for i, row in enumerate(rows) if nonnull[i]]
+        records = [dict(row) for row in rows]
+        report = SamplingReport(0, 0, 0, 0.0)
+        if todo:
+            filled, report = self._sample_rows([rows[i] for i in todo], seed=seed, nonnull=[nonnull[i] for i in todo], **options)
+            for i, record in zip(todo, filled):
+                records[i] = record
+        for record in records:
+            for column in self.schema.fields:
+                record.setdefault(column, None)
+        return self._finish(records, report, output, overwrite)
+
+    def _finish(self, records: list[dict], report: SamplingReport, output: str | None, overwrite: bool) -> datasets.Dataset:
+        self.last_report = report
+        logger.info("sampling: %s", report)
+        columns = list(self.schema.fields)
+        records = [{c: r[c] for c in columns} for r in records]
+        dataset = datasets.Dataset.from_list(records, features=self.schema.features)
+        if output is not None:
+            write_dataset(dataset, output, overwrite)
+        return dataset
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str) -> str:
+        """Save the generator (config, schema, components, model card) to ``directory``.
+
+        The directory is written under a temporary name and renamed at the end.
+        """
+        self._check_fitted()
+        parent = os.path.dirname(os.path.abspath(directory))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".save-", dir=parent)
+        try:
+            with open(os.path.join(tmp, SCHEMA_FILE), "w", encoding="utf-8") as f:
+                f.write(self.schema.to_json())
+            extra = self._save_components(tmp)
+            meta = {
+                "generator_class": type(self).__name__,
+                "method": self.method,
+                "format_version": FORMAT_VERSION,
+                "hf_synth_version": __version__,
+                "config": self.config.to_dict(),
+                "training": self.training_info,
+                "evaluation": self.evaluation,
+                **extra,
+                "files": hash_files(tmp),
+            }
+            write_json(os.path.join(tmp, GENERATOR_CONFIG_FILE), meta)
+            with open(os.path.join(tmp, MODEL_CARD_FILE), "w", encoding="utf-8") as f:
+                f.write(self.model_card())
+            replace_directory(tmp, directory)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> "BaseGenerator":
+        """Load a generator from a directory or a Hub model repo (``revision`` pins a commit, tag or branch)."""
+        directory = resolve_generator_dir(str(path_or_repo_id), revision=revision, token=token)
+        meta = read_json(os.path.join(directory, GENERATOR_CONFIG_FILE), "generator config")
+        name = meta.get("generator_class")
+        if cls is not BaseGenerator and name != cls.__name__:
+            raise GeneratorLoadError(f"{path_or_repo_id} holds a {name}, not a {cls.__name__}; use AutoGenerator")
+        target = GENERATORS.get(name)
+        if target is None:
+            raise GeneratorLoadError(f"unknown generator class {name!r} in {path_or_repo_id}; known: {sorted(GENERATORS)}")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise GeneratorLoadError(f"{path_or_repo_id} was saved by a newer hf_synth; upgrade to load it")
+        verify_files(directory, meta.get("files", {}))
+        generator = target(target.config_class.from_dict(meta.get("config", {})))
+        try:
+            generator.schema = RecordSchema.from_json(open(os.path.join(directory, SCHEMA_FILE), encoding="utf-8").read())
+        except (KeyError, TypeError, ValueError) as err:
+            raise GeneratorLoadError(f"corrupted {SCHEMA_FILE} in {path_or_repo_id}: {err}") from None
+        generator.training_info = meta.get("training", {})
+        generator.evaluation = meta.get("evaluation")
+        generator._load_components(directory, meta)
+        generator.source = {"path_or_repo_id": str(path_or_repo_id), "revision": revision}
+        return generator
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                    commit_message: str = "Upload hf_synth generator") -> str:
+        """Save and upload the generator as a Hub model repo; returns the commit URL."""
+        self._check_fitted()
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = os.path.join(tmp, "generator")
+            self.save_pretrained(folder)
+            return push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+
+    # ------------------------------------------------------------------ model card
+    def model_card(self) -> str:
+        """The README.md written next to the generator."""
+        from ..model_card import generator_card
+
+        return generator_card(self)
+
+
+class AutoGenerator:
+    """Loads any hf_synth generator by reading its saved ``generator_config.json``.
+
+    Example:
+        >>> generator = AutoGenerator.from_pretrained("user/adult-generator")
+        >>> generator.sample(10, seed=0)
+    """
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> BaseGenerator:
+        return BaseGenerator.from_pretrained(path_or_repo_id, revision=revision, token=token)

@@ -1,0 +1,357 @@
+"""LMGenerator: a causal language model over encoded records.
+
+With nothing given, it trains a small GPT-2 from scratch with a tokenizer built from the data
+(column names and categories as single tokens, numbers as digit tokens), so it works offline.
+Given ``model="<Hub id or local path>"`` it fine-tunes that causal LM, fully or with LoRA (peft).
+Sampling is constrained by the schema, so every row is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import random
+from typing import Any
+
+import torch
+
+from ..codec import RecordCodec
+from ..configuration import ConfigError, GeneratorConfig, in_range, positive
+from ..constraints import RecordGrammar
+from ..errors import GeneratorLoadError, HFSynthError, SchemaError
+from ..io import load_input
+from ..sampling import DecodingOptions, SamplingReport, sample_records
+from ..schema import RecordSchema, readable_path
+from ..tokenizer import PieceVocab, PretrainedVocab, RecordTokenizer, column_token_counts, encode_record, record_to_pieces
+from ..training import TrainingArguments, train_causal_lm
+from .base import BaseGenerator, register
+
+logger = logging.getLogger(__name__)
+MODEL_DIR = "model"
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclasses.dataclass
+class LMGeneratorConfig(GeneratorConfig):
+    """Configuration of :class:`LMGenerator`.
+
+    Args:
+        model: Hub id or local path of a causal LM to fine-tune; ``None`` trains a small GPT-2 from
+            scratch with a tokenizer built from the data (works offline).
+        revision: Revision of ``model`` on the Hub.
+        use_lora: Fine-tune ``model`` with LoRA adapters (peft) instead of all weights.
+        lora_r, lora_alpha, lora_dropout: LoRA rank, scaling and dropout.
+        lora_target_modules: Modules that get adapters (``None``: peft's default for the architecture).
+        n_layer, n_embd, n_head, dropout: Size of the model trained from scratch.
+        text_vocab_size: BPE vocabulary size for free-text fields (model trained from scratch).
+        epochs: Maximum number of passes over the training data.
+        batch_size: Training batch size (records).
+        learning_rate: Peak learning rate (``None``: 1e-3 from scratch, 5e-5 full fine-tuning, 2e-4 LoRA).
+        weight_decay, warmup_ratio: AdamW weight decay; share of steps with linear warm-up.
+        validation_size: Share of rows held out for validation (at most ``max_validation_rows``).
+        max_validation_rows: Upper bound on the validation rows.
+        patience: Stop after this many evaluations without a better validation loss.
+        eval_steps: Also evaluate every this many steps (0: once per epoch).
+        checkpoint_steps: Write a resumable checkpoint every this many steps (0: only at evaluations).
+        permute_probability: Share of training records written with a random subset of columns first
+            (so any subset can be given as a condition); the rest use the natural column order.
+        max_length: Context length of the model trained from scratch (``None``: fitted to the data).
+        seed: Seed of the train/validation split, initialisation, data order and default sampling seed.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        sample_batch_size: Rows decoded together while sampling.
+        temperature, top_p: Sampling temperature and nucleus threshold.
+    """
+
+    model: str | None = None
+    revision: str | None = None
+    use_lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list | None = None
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    dropout: float = 0.1
+    text_vocab_size: int = 2000
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    validation_size: float = 0.1
+    max_validation_rows: int = 2000
+    patience: int = 2
+    eval_steps: int = 0
+    checkpoint_steps: int = 500
+    permute_probability: float = 0.5
+    max_length: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    sample_batch_size: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def validate(self) -> None:
+        positive(self, "lora_r", "lora_alpha", "n_layer", "n_embd", "n_head", "epochs", "batch_size",
+                 "sample_batch_size", "patience", "max_validation_rows", "text_vocab_size", "temperature")
+        in_range(self, "validation_size", 0.0, 0.5)
+        in_range(self, "permute_probability", 0.0, 1.0)
+        in_range(self, "top_p", 0.0, 1.0)
+        in_range(self, "lora_dropout", 0.0, 1.0)
+        in_range(self, "dropout", 0.0, 1.0)
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"LMGeneratorConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.use_lora and self.model is None:
+            raise ConfigError("LMGeneratorConfig.use_lora needs a pretrained model; set model to a Hub id or path")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"LMGeneratorConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ConfigError("LMGeneratorConfig.learning_rate must be > 0")
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError("LMGeneratorConfig.max_length must be at least 8")
+
+
+@register
+class LMGenerator(BaseGenerator):
+    """A causal LM trained on records; every sampled row is valid by construction.
+
+    Example:
+        >>> from hf_synth import LMGenerator
+        >>> generator = LMGenerator(epochs=5).fit("adult.csv")
+        >>> rows = generator.sample(100, conditions={"sex": "Female"}, seed=0)
+        >>> generator.save_pretrained("adult-generator")
+    """
+
+    config_class = LMGeneratorConfig
+    method = "lm"
+
+    def __init__(self, config: LMGeneratorConfig | None = None, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.model: torch.nn.Module | None = None
+        self.vocab: PieceVocab | None = None
+        self.grammar: RecordGrammar | None = None
+        self.text_limits: dict[str, int] = {}
+        self.max_new_tokens = 0
+        self.hf_tokenizer = None
+        self.source: dict | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Any, *, checkpoint_dir: str | None = None, progress: bool = True, **load_kwargs: Any) -> "LMGenerator":
+        """Train on ``dataset``.
+
+        Args:
+            dataset: A `datasets.Dataset`, DataFrame, list of dicts, file path, saved dataset
+                directory or Hub id (``config=``, ``split=``, ``columns=`` choose what to read).
+            checkpoint_dir: Where to keep resumable checkpoints; a fit interrupted and started again
+                with the same data and config resumes from the last one.
+            progress: Show a progress bar with the loss.
+        """
+        config = self.config
+        data = load_input(dataset, **load_kwargs)
+        schema = RecordSchema.from_dataset(data)
+        for warning in schema.warnings:
+            logger.warning(warning)
+        if data.num_rows < 2:
+            raise SchemaError("the dataset needs at least 2 rows (one for training, one for validation)")
+        records = data.to_list()
+        vocab, model_source = self._build_vocab(schema, records)
+        codec = RecordCodec(schema)
+        counts = [column_token_counts(vocab, schema, r) for r in records]
+        lengths = [sum(c.values()) for c in counts]
+        self.text_limits = _text_limits(vocab, schema, records)
+        self.max_new_tokens = _length_bound(schema, counts)
+        context = self._context_length(model_source, self.max_new_tokens + 8)
+        longest = max(lengths)
+        if longest > context:
+            worst = counts[lengths.index(longest)]
+            top = sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+            detail = ", ".join(f"{readable_path(c) or 'structure'} ({n} tokens)" for c, n in top)
+            raise SchemaError(
+                f"the longest record is {longest} tokens but the model's context is {context}; the longest "
+                f"columns are {detail}. Drop or shorten them (--columns), or use a model with a longer context"
+            )
+        self.max_new_tokens = min(self.max_new_tokens, context)
+
+        rng = random.Random(config.seed)
+        order = list(range(len(records)))
+        rng.shuffle(order)
+        n_val = max(1, min(config.max_validation_rows, int(round(config.validation_size * len(records)))))
+        val_rows = [records[i] for i in order[:n_val]]
+        train_rows = [records[i] for i in order[n_val:]]
+
+        def train_examples(epoch: int) -> list[list[int]]:
+            epoch_rng = random.Random(config.seed * 7_919 + epoch)
+            return [encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
+                    for r in train_rows]
+
+        val_examples = [encode_record(vocab, schema, r) for r in val_rows]
+        torch.manual_seed(config.seed)
+        model = self._build_model(model_source, vocab, context)
+        lr = config.learning_rate or (1e-3 if model_source is None else (2e-4 if config.use_lora else 5e-5))
+        args = TrainingArguments(
+            epochs=config.epochs, batch_size=config.batch_size, learning_rate=lr, weight_decay=config.weight_decay,
+            warmup_ratio=config.warmup_ratio, patience=config.patience, seed=config.seed, eval_steps=config.eval_steps,
+            checkpoint_steps=config.checkpoint_steps, checkpoint_dir=checkpoint_dir, progress=progress, device=config.device,
+        )
+        run_key = f"{schema.fingerprint}:{hashlib.sha256(config.to_json().encode()).hexdigest()[:16]}"
+        result = train_causal_lm(model, train_examples, len(train_rows), val_examples, vocab.pad_id, args, run_key)
+
+        self.schema, self.vocab, self.model = schema, vocab, model
+        self.grammar = RecordGrammar(schema, vocab, self.text_limits)
+        self.training_info = {
+            "rows": data.num_rows, "train_rows": len(train_rows), "validation_rows": n_val,
+            "fingerprint": schema.fingerprint, "dataset": dataset if isinstance(dataset, str) else None,
+            "epochs": result.epochs, "steps": result.steps, "best_validation_loss": round(result.best_val_loss, 5),
+            "stopped_early": result.stopped_early, "fit_seconds": round(result.seconds, 1),
+            "parameters": sum(p.numel() for p in model.parameters()), "history": result.history,
+            "context_length": context, "max_record_tokens": longest,
+        }
+        return self
+
+    def _build_vocab(self, schema: RecordSchema, records: list[dict]) -> tuple[PieceVocab, str | None]:
+        if self.config.model is None:
+            texts = [item[1] for r in records for _, item in record_to_pieces(schema, r) if item[0] == "text"]
+            return RecordTokenizer.build(schema, texts, self.config.text_vocab_size), None
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.config.model, revision=self.config.revision, trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            raise HFSynthError(f"cannot load the tokenizer of {self.config.model!r}: {err}") from None
+        self.hf_tokenizer = tokenizer
+        return PretrainedVocab(schema, tokenizer), self.config.model
+
+    def _context_length(self, model_source: str | None, needed: int) -> int:
+        if model_source is None:
+            return self.config.max_length or ((needed + 7) // 8) * 8
+        from transformers import AutoConfig
+
+        model_config = AutoConfig.from_pretrained(model_source, revision=self.config.revision, trust_remote_code=False)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if getattr(model_config, name, None):
+                return int(getattr(model_config, name))
+        return needed
+
+    def _build_model(self, model_source: str | None, vocab: PieceVocab, context: int) -> torch.nn.Module:
+        config = self.config
+        if model_source is None:
+            from transformers import GPT2Config, GPT2LMHeadModel
+
+            model_config = GPT2Config(
+                vocab_size=vocab.vocab_size, n_positions=context, n_embd=config.n_embd, n_layer=config.n_layer,
+                n_head=config.n_head, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+                bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
+            )
+            return GPT2LMHeadModel(model_config)
+        from transformers import AutoModelForCausalLM
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_source, revision=config.revision,
+                                                         trust_remote_code=False, use_safetensors=True)
+        except (OSError, ValueError) as err:
+            raise HFSynthError(f"cannot load the causal LM {model_source!r} (safetensors weights required): {err}") from None
+        if config.use_lora:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                              target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
+            model = get_peft_model(model, lora)
+        return model
+
+    # ------------------------------------------------------------------ sampling
+    def _sample_rows(self, rows: list[dict], *, seed: int, nonnull: list[tuple] | None = None,
+                     batch_size: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                     numeric_bounds: dict[str, tuple[float, float]] | None = None, progress: bool = True,
+                     ) -> tuple[list[dict], SamplingReport]:
+        grammar = self.grammar
+        if numeric_bounds:
+            unknown = [c for c in numeric_bounds if c not in self.schema.fields or self.schema.fields[c].kind != "numeric"]
+            if unknown:
+                raise HFSynthError(f"numeric_bounds names columns that are not numeric: {unknown}")
+            grammar = RecordGrammar(self.schema, self.vocab, self.text_limits, numeric_bounds)
+        options = DecodingOptions(
+            batch_size=batch_size or self.config.sample_batch_size,
+            temperature=self.config.temperature if temperature is None else temperature,
+            top_p=self.config.top_p if top_p is None else top_p,
+            max_new_tokens=self.max_new_tokens, progress=progress,
+        )
+        if options.batch_size <= 0 or options.temperature <= 0:
+            raise HFSynthError("batch_size and temperature must be > 0")
+        return sample_records(self.model, grammar, self.vocab, self.schema, rows, seed=seed, options=options, nonnull=nonnull)
+
+    # ------------------------------------------------------------------ persistence
+    def _save_components(self, directory: str) -> dict[str, Any]:
+        model_dir = os.path.join(directory, MODEL_DIR)
+        tokenizer_dir = os.path.join(directory, TOKENIZER_DIR)
+        self.model.save_pretrained(model_dir, safe_serialization=True)
+        if isinstance(self.vocab, RecordTokenizer):
+            self.vocab.save(tokenizer_dir)
+        else:
+            self.hf_tokenizer.save_pretrained(tokenizer_dir)
+        return {
+            "components": {"model": "peft" if self.config.use_lora else "transformers",
+                           "tokenizer": type(self.vocab).__name__},
+            "text_limits": self.text_limits,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def _load_components(self, directory: str, meta: dict[str, Any]) -> None:
+        model_dir = os.path.join(directory, MODEL_DIR)
+        tokenizer_dir = os.path.join(directory, TOKENIZER_DIR)
+        components = meta.get("components", {})
+        self.text_limits = meta.get("text_limits", {})
+        self.max_new_tokens = meta.get("max_new_tokens", 256)
+        try:
+            if components.get("tokenizer") == "RecordTokenizer":
+                self.vocab = RecordTokenizer.load(tokenizer_dir, self.schema)
+            else:
+                from transformers import AutoTokenizer
+
+                self.hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
+                self.vocab = PretrainedVocab(self.schema, self.hf_tokenizer)
+            self.model = _load_model(model_dir, components.get("model"), self.config)
+        except GeneratorLoadError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            raise GeneratorLoadError(f"cannot load the generator in {directory}: {err}") from None
+        self.model.eval()
+        self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
+
+
+def _load_model(model_dir: str, kind: str | None, config: LMGeneratorConfig) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    if kind == "peft":
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(config.model, revision=config.revision,
+                                                    trust_remote_code=False, use_safetensors=True)
+        return PeftModel.from_pretrained(base, model_dir)
+    return AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False, use_safetensors=True)
+
+
+def _text_limits(vocab: PieceVocab, schema: RecordSchema, records: list[dict]) -> dict[str, int]:
+    """Longest free text of each text field, in tokens (sampled text may not be longer)."""
+    limits: dict[str, int] = {}
+    for record in records:
+        for _, item in record_to_pieces(schema, record):
+            if item[0] == "text":
+                limits[item[2]] = max(limits.get(item[2], 0), len(vocab.text_ids(item[1])))
+    return limits
+
+
+def _length_bound(schema: RecordSchema, counts: list[dict[str, int]]) -> int:
+    """A generous bound on the tokens of a sampled record: each column's longest value plus slack
+    for signs, decimals and longer numbers, lists or texts that the schema allows."""
+    total = 0
+    for column in ["", *schema.fields]:
+        longest = max(c.get(column, 0) for c in counts)
+        fs = schema.fields.get(column)
+        slack = 4 if fs is None or fs.kind != "numeric" else (26 if fs.scientific else 4)
+        if fs is not None and fs.kind in ("list", "struct", "text"):
+            slack += longest // 2
+        total += longest + slack
+    return total
