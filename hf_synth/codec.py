@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from decimal import Decimal
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,7 +31,8 @@ def format_number(fs: FieldSchema, value: Any) -> str:
     if fs.dtype in ("string", "large_string"):
         if fs.decimals == 0:
             return str(int(value))
-        return f"{float(value):.{fs.decimals}f}"
+        # Decimal, not float: the string may hold more digits than a float keeps
+        return f"{Decimal(value if isinstance(value, str) else repr(float(value))):.{fs.decimals}f}"
     if fs.scientific:
         if fs.dtype in _FLOAT32:
             return repr(float(np.float32(value)))
@@ -43,9 +45,14 @@ def format_number(fs: FieldSchema, value: Any) -> str:
 def parse_number(fs: FieldSchema, text: str) -> Any:
     """Inverse of :func:`format_number`: the value in the column's own type."""
     if fs.dtype in ("string", "large_string"):
-        return format_number(fs, int(text) if fs.decimals == 0 else float(text))
+        return format_number(fs, int(text) if fs.decimals == 0 else text)
     if fs.dtype and fs.dtype.startswith(("int", "uint")):
         return int(text)
+    if fs.dtype in ("float16", "halffloat"):
+        return float(np.float16(text))
+    if fs.dtype in _FLOAT32:
+        # the float32 nearest to the text, as the column holds it (float(text) would be float64)
+        return float(np.float32(text))
     return float(text)
 
 

@@ -24,6 +24,7 @@ cost while sampling is a dictionary lookup per row plus one gather of precompute
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -32,7 +33,7 @@ from transformers import LogitsProcessor
 
 from .codec import RecordCodec, parse_number
 from .errors import HFSynthError
-from .schema import FieldSchema, RecordSchema, item_path, path_name
+from .schema import FieldSchema, RecordSchema, child_path, item_path, path_name
 from .tokenizer import NUMBER_CHARS, PieceVocab, field_at
 
 State = tuple
@@ -44,13 +45,15 @@ class NumberFormat:
 
     Fixed-notation numbers are handled as scaled integers (``value * 10**decimals``) with Python's
     unbounded ints, so the range check is exact for any magnitude. Scientific-notation columns
-    (magnitudes beyond fixed notation) are checked for form only.
+    (magnitudes beyond fixed notation) are checked for form, and for staying finite in the column's
+    dtype (``1e999`` would parse as ``inf``, which JSON cannot hold).
     """
 
     MAX_SCIENTIFIC_CHARS = 24
 
     def __init__(self, fs: FieldSchema, bounds: tuple[float, float] | None = None):
         self.scientific = fs.scientific
+        self.max_abs = _MAX_ABS.get(fs.dtype, sys.float_info.max)
         self.decimals = fs.decimals
         low, high = bounds if bounds is not None else (fs.minimum, fs.maximum)
         scale = 10**self.decimals
@@ -61,9 +64,19 @@ class NumberFormat:
     def step(self, prefix: str) -> tuple[str, bool]:
         """``(characters that may follow prefix, whether prefix is a complete number)``."""
         if self.scientific:
-            return _scientific_step(prefix, self.MAX_SCIENTIFIC_CHARS)
+            allowed, complete = _scientific_step(prefix, self.MAX_SCIENTIFIC_CHARS)
+            allowed = "".join(c for c in allowed if self._finite(prefix + c))
+            return allowed, complete and self._finite(prefix)
         allowed = "".join(c for c in self._candidates(prefix) if self._feasible(prefix + c))
         return allowed, self._complete(prefix)
+
+    def _finite(self, prefix: str) -> bool:
+        """Whether a scientific-notation prefix can still end in a finite number of the column's
+        dtype: only a positive exponent can overflow (a mantissa has at most 24 characters)."""
+        _, e, exponent = prefix.partition("e")
+        if not e or exponent in ("", "+") or exponent.startswith("-"):
+            return True
+        return abs(float(prefix)) <= self.max_abs
 
     def _split(self, prefix: str) -> tuple[bool, str, bool, str]:
         negative = prefix.startswith("-")
@@ -115,6 +128,9 @@ class NumberFormat:
         value = int(integer) * 10**self.decimals + int(fraction or "0")
         value = -value if negative else value
         return self.low <= value <= self.high
+
+
+_MAX_ABS = {"float32": 3.4028234663852886e38, "float": 3.4028234663852886e38, "float16": 65504.0, "halffloat": 65504.0}
 
 
 def _scaled(value: float | int, scale: int) -> int:
@@ -176,7 +192,11 @@ class RecordGrammar:
         self._numbers = {}
         for path, fs in _numeric_paths(schema):
             self._numbers[path] = NumberFormat(fs, (numeric_bounds or {}).get(path))
-        self._text_ids = frozenset(vocab.text_token_ids)
+        # text tokens per escape context (one context, 0, unless the vocab escapes its text)
+        moves = vocab.text_moves
+        self._text_moves = moves if moves is not None else [dict.fromkeys(vocab.text_token_ids, 0)]
+        self._text_reach = _steps_to_plain(self._text_moves)
+        self._text_worst = [max((self._text_reach[c] for c in set(m.values())), default=0) for m in self._text_moves]
         self._states: list[State] = []
         self._state_ids: dict[State, int] = {}
         self._tables: dict[int, dict[int, tuple[int, Any]]] = {}
@@ -184,6 +204,9 @@ class RecordGrammar:
         self._mask_keys: dict[frozenset, int] = {}
         self._mask_rows: list[torch.Tensor] = []
         self._mask_tensor: torch.Tensor | None = None
+        self._transitions: dict[tuple[int, int], int] = {}
+        self._char_of = {vocab.char_id(c): c for c in NUMBER_CHARS}
+        self._number_masks: dict[tuple, int] = {}
 
     # ------------------------------------------------------------------ public API
     def initial_state(self, natural_order: bool = False, nonnull: Iterable[str] = ()) -> int:
@@ -194,8 +217,14 @@ class RecordGrammar:
         return self._intern(((("S", "", 0, natural_order, bits),), ("V0",)))
 
     def with_natural_order(self, state_id: int) -> int:
-        """The same state, but from now on the remaining columns come in their natural order."""
+        """The same state, but from now on the remaining columns come in their natural order.
+
+        Called at the end of a prompt, which writes whole values: a complete number there is
+        closed (otherwise sampling could append digits to a given value).
+        """
         frames, mode = self._states[state_id]
+        if mode[0] == "N" and self._numbers[mode[1]].step(mode[2])[1]:
+            mode = ("A",)
         kind, path, emitted, _, nonnull = frames[0]
         return self._intern(((("S", path, emitted, True, nonnull),) + frames[1:], mode))
 
@@ -206,8 +235,14 @@ class RecordGrammar:
         """Next state and event after ``token``; raises ``HFSynthError`` if the token is not allowed."""
         state = self._states[state_id]
         mode = state[1]
-        if mode[0] == "T" and token in self._text_ids and mode[2] < self.text_limits.get(mode[1], 0):
-            return self._intern((state[0], ("T", mode[1], mode[2] + 1))), ("text", token)
+        if mode[0] == "T":
+            after = self._text_moves[mode[3]].get(token)
+            if after is not None and mode[2] + 1 + self._text_reach[after] <= self.text_limits.get(mode[1], 0):
+                return self._intern((state[0], ("T", mode[1], mode[2] + 1, after))), ("text", token)
+        if mode[0] == "N":
+            char = self._char_of.get(token)
+            if char is not None and char in self._numbers[mode[1]].step(mode[2])[0]:
+                return self._intern((state[0], ("N", mode[1], mode[2] + char))), ("char", char)
         table = self._table(state_id)
         try:
             return table[token]
@@ -215,6 +250,19 @@ class RecordGrammar:
             raise HFSynthError(
                 f"token {self.vocab.token_repr(token)!r} is not allowed here ({_describe_mode(mode)})"
             ) from None
+
+    def next_states(self, states: list[int], tokens: list[int]) -> list[int]:
+        """Advance a batch of rows by one token each (rows already final stay final)."""
+        cache = self._transitions
+        out = []
+        for state, token in zip(states, tokens):
+            key = (state, token)
+            nxt = cache.get(key)
+            if nxt is None:
+                nxt = state if self._states[state][1][0] == "E" else self.advance(state, token)[0]
+                cache[key] = nxt
+            out.append(nxt)
+        return out
 
     def mask_index(self, state_id: int) -> int:
         """Row of :meth:`mask_table` with the tokens allowed in this state."""
@@ -234,13 +282,25 @@ class RecordGrammar:
             state_id, _ = self.advance(state_id, token)
         return state_id
 
-    def parse(self, tokens: Iterable[int]) -> dict:
+    def parse(self, tokens: Iterable[int], trusted: bool = False) -> dict:
         """Parse the token ids of one record (a prompt plus what was generated) into a record.
 
         Tokens after the end of the record (padding) are ignored. Raises ``HFSynthError`` if the
-        ids are not a complete valid record.
+        ids are not a complete valid record. ``trusted=True`` says the ids were sampled under this
+        automaton, so they need not be checked again (a faster path for one-token pieces).
         """
         builder = _RecordBuilder(self.schema, self.vocab)
+        if self.vocab.single_token_pieces and trusted:
+            # ids produced under this automaton's constraint: each token is its own event
+            events = self._events_of_tokens()
+            for token in tokens:
+                event = events.get(token)
+                if event is None:
+                    event = ("text", token)
+                builder.add(event)
+                if event[0] == "piece" and event[1] == ("close", ""):
+                    return builder.record
+            raise HFSynthError("incomplete record (no end of record)")
         state = self.initial_state()
         for token in tokens:
             if self.is_final(state):
@@ -250,6 +310,16 @@ class RecordGrammar:
         if not self.is_final(state):
             raise HFSynthError(f"incomplete record ({_describe_mode(self._states[state][1])})")
         return builder.record
+
+    def _events_of_tokens(self) -> dict[int, tuple]:
+        events = self.__dict__.get("_token_events")
+        if events is None:
+            tokenizer = self.vocab
+            events = {tokenizer.char_id(c): ("char", c) for c in NUMBER_CHARS}
+            for piece in _all_pieces(self.schema):
+                events[tokenizer.piece_ids(piece)[0]] = ("piece", piece)
+            self._token_events = events
+        return events
 
     # ------------------------------------------------------------------ states
     def _intern(self, state: State) -> int:
@@ -268,12 +338,32 @@ class RecordGrammar:
 
     def _compute_mask(self, state_id: int) -> int:
         state = self._states[state_id]
+        frames, mode = state
+        if mode[0] == "N":
+            # numbers visit many prefixes with few distinct masks: key them by what they allow
+            chars, complete = self._numbers[mode[1]].step(mode[2])
+            after = self._intern((frames, ("A",))) if complete else None
+            key = (chars, after)
+            index = self._number_masks.get(key)
+            if index is None:
+                allowed = {self.vocab.char_id(c) for c in chars}
+                if after is not None:
+                    allowed |= set(self._table(after))
+                index = self._number_masks[key] = self._mask_row(allowed)
+            return index
         allowed = set(self._table(state_id))
-        mode = state[1]
-        if mode[0] == "T" and mode[2] < self.text_limits.get(mode[1], 0):
-            allowed |= self._text_ids
+        if mode[0] == "T":
+            room = self.text_limits.get(mode[1], 0) - mode[2] - 1  # text tokens left after this one
+            moves = self._text_moves[mode[3]]
+            if room >= self._text_worst[mode[3]]:
+                allowed |= moves.keys()
+            else:
+                allowed |= {t for t, after in moves.items() if self._text_reach[after] <= room}
         if mode == ("E",):
             allowed = {self.vocab.eos_id, self.vocab.pad_id}
+        return self._mask_row(allowed)
+
+    def _mask_row(self, allowed: set[int]) -> int:
         key = frozenset(allowed)
         index = self._mask_keys.get(key)
         if index is None:
@@ -292,19 +382,22 @@ class RecordGrammar:
         if kind == "E":
             return table
         if kind == "N":
-            path, prefix = mode[1], mode[2]
-            chars, complete = self._numbers[path].step(prefix)
-            for char in chars:
-                table[self.vocab.char_id(char)] = (self._intern((frames, ("N", path, prefix + char))), ("char", char))
-            if complete:
-                table.update(self._trie_table(self._intern((frames, ("A",))), ()))
-            return table
+            _, complete = self._numbers[mode[1]].step(mode[2])
+            return dict(self._table(self._intern((frames, ("A",))))) if complete else table
         if kind == "V":
             path = mode[1]
             if path in self._numbers:
                 chars, _ = self._numbers[path].step("")
                 for char in chars:
                     table[self.vocab.char_id(char)] = (self._intern((frames, ("N", path, char))), ("char", char))
+        if kind == "O":  # the first item of a list may be a number too
+            list_path = frames[-1][1]
+            path = item_path(list_path)
+            if path in self._numbers and field_at(self.schema, list_path).max_items > 0:
+                start = frames[:-1] + (("L", list_path, 1),)
+                chars, _ = self._numbers[path].step("")
+                for char in chars:
+                    table[self.vocab.char_id(char)] = (self._intern((start, ("N", path, char))), ("char", char))
         state_id = self._intern(state)
         table.update(self._trie_table(state_id, ()))
         return table
@@ -348,8 +441,10 @@ class RecordGrammar:
             return options
         if kind == "V":
             return self._value_options(frames, mode[1])
+        if kind == "VN":
+            return [(("null",), (frames, ("A",)))]
         if kind == "T":
-            return [(("str_close",), (frames, ("A",)))]
+            return [(("str_close",), (frames, ("A",)))] if mode[3] == 0 else []
         return []
 
     def _after_value(self, frames: tuple) -> list[tuple[tuple, State]]:
@@ -370,10 +465,21 @@ class RecordGrammar:
             remaining = remaining[:1]
         options = []
         for i, key in remaining:
-            child = key if path == "" else f"{path}\x1f{key}"
+            child = key if path == "" else child_path(path, key)
             moved = frames[:-1] + (("S", path, emitted | 1 << i, natural, nonnull),)
-            options.append((("key", child, emitted == 0), (moved, ("V", child))))
+            fs = fields[key]
+            if self.vocab.keyed_categories and fs.kind in ("categorical", "bool"):
+                # the category token names its field: no key piece, except before a null
+                options += [(("cat", child, c), (moved, ("A",))) for c in range(len(fs.categories))]
+                if self._null_allowed(moved, child, fs):
+                    options.append((("key", child, emitted == 0), (moved, ("VN", child))))
+            else:
+                options.append((("key", child, emitted == 0), (moved, ("V", child))))
         return options
+
+    def _null_allowed(self, frames: tuple, path: str, fs: FieldSchema) -> bool:
+        forbidden = path in self._column_bit and frames[0][4] & self._column_bit[path]
+        return (fs.nullable or fs.kind == "null") and not forbidden
 
     def _pop(self, frames: tuple) -> State:
         rest = frames[:-1]
@@ -383,19 +489,46 @@ class RecordGrammar:
         fs = field_at(self.schema, path)
         after = (frames, ("A",))
         options = []
-        root = frames[0]
-        forbidden_null = path in self._column_bit and root[4] & self._column_bit[path]
-        if (fs.nullable or fs.kind == "null") and not forbidden_null:
+        if self._null_allowed(frames, path, fs):
             options.append((("null",), after))
         if fs.kind in ("categorical", "bool"):
             options += [(("cat", path, i), after) for i in range(len(fs.categories))]
         elif fs.kind == "text":
-            options.append((("str_open",), (frames, ("T", path, 0))))
+            options.append((("str_open",), (frames, ("T", path, 0, 0))))
         elif fs.kind == "struct":
             options.append((("open", path), (frames + (("S", path, 0, True, 0),), ("A",))))
         elif fs.kind == "list":
             options.append((("list_open",), (frames + (("L", path, 0),), ("O",))))
         return options
+
+
+def _all_pieces(schema: RecordSchema) -> Iterable[tuple]:
+    """Every structural, key and category piece of a schema."""
+    from .schema import iter_paths
+
+    yield ("open", "")
+    yield ("close", "")
+    for kind in ("null", "str_open", "str_close", "list_open", "list_sep", "list_close"):
+        yield (kind,)
+    for path, fs in iter_paths(schema.fields):
+        if path_name(path) != "[]":
+            yield ("key", path, True)
+        if fs.kind == "struct":
+            yield ("open", path)
+            yield ("close", path)
+        if fs.kind in ("categorical", "bool"):
+            yield from (("cat", path, i) for i in range(len(fs.categories)))
+
+
+def _steps_to_plain(moves: list[dict[int, int]]) -> list[float]:
+    """Fewest text tokens from each escape context back to context 0 (outside an escape)."""
+    nexts = [set(m.values()) for m in moves]
+    reach = [0.0] + [float("inf")] * (len(moves) - 1)
+    for _ in range(len(moves)):
+        for context, targets in enumerate(nexts):
+            for target in targets:
+                reach[context] = min(reach[context], 1 + reach[target])
+    return reach
 
 
 def _numeric_paths(schema: RecordSchema) -> Iterable[tuple[str, FieldSchema]]:
@@ -410,6 +543,7 @@ def _describe_mode(mode: tuple) -> str:
         "V0": "expected the start of a record",
         "A": "expected the next key or the end of a container",
         "O": "expected a list item or the end of the list",
+        "VN": "expected null",
         "V": f"expected a value for {mode[1] if len(mode) > 1 else ''!s}",
         "N": "inside a number",
         "T": "inside a string",
@@ -461,6 +595,8 @@ class _RecordBuilder:
             self._stack[-1][2] = path_name(piece[1])
             self._value_path = piece[1]
         elif name == "cat":
+            if not isinstance(self._stack[-1][0], list):  # the key may be implied by the category
+                self._stack[-1][2] = path_name(piece[1])
             fs = field_at(self.schema, piece[1])
             value = fs.categories[piece[2]]
             if fs.dtype == "class_label":
@@ -505,11 +641,7 @@ class SchemaLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.shape[1] > self._seen:
-            grammar = self.grammar
-            for row, token in enumerate(input_ids[:, -1].tolist()):
-                state = self.states[row]
-                if not grammar.is_final(state):
-                    self.states[row] = grammar.advance(state, token)[0]
+            self.states = self.grammar.next_states(self.states, input_ids[:, -1].tolist())
             self._seen = input_ids.shape[1]
         rows = [self.grammar.mask_index(s) for s in self.states]
         table = self.grammar.mask_table()

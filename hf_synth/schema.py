@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -402,16 +403,30 @@ def _validate_value(path: str, fs: FieldSchema, value: Any, problems: list[str])
         problems.append(f"{path}: expected a missing value, got {value!r}")
     elif kind in ("categorical", "bool"):
         if fs.dtype == "class_label":
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 problems.append(f"{path}: expected a class index, got {value!r}")
+            elif not 0 <= value < len(fs.label_names) or fs.label_names[value] not in fs.categories:
+                problems.append(f"{path}: {value!r} is not the index of a known category")
             return
         if value not in fs.categories:
             problems.append(f"{path}: {value!r} is not one of the known categories")
     elif kind == "numeric":
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+        if fs.dtype in _STRING_DTYPES:
+            match = isinstance(value, str) and (_DECIMAL if fs.decimals else _CANONICAL_INT).fullmatch(value)
+            if not match or (fs.decimals and len(match.group(2)) != fs.decimals):
+                problems.append(f"{path}: {value!r} is not a number written with {fs.decimals} decimals")
+                return
+            number = float(value) if fs.decimals else int(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            number = value
+        else:
             problems.append(f"{path}: {value!r} is not a number")
+            return
+        if not isinstance(number, numbers.Integral) and not math.isfinite(number):
+            problems.append(f"{path}: {value!r} is not a finite number")
+            return
+        if fs.dtype in _INT_DTYPES and number != int(number):
+            problems.append(f"{path}: {value!r} is not an integer")
             return
         if not fs.scientific and not (fs.minimum <= number <= fs.maximum):
             problems.append(f"{path}: {value!r} is outside [{fs.minimum}, {fs.maximum}]")

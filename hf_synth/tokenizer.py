@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .codec import category_text, format_number
 from .errors import GeneratorLoadError, HFSynthError
@@ -77,6 +77,13 @@ class PieceVocab(ABC):
     text_token_ids: list[int]
     #: True when each piece is one token, so a record's pieces need no trie.
     single_token_pieces: bool = False
+    #: True when a category token also says which field it belongs to, so the key piece before a
+    #: category is left out (a record takes one token per categorical field instead of two).
+    keyed_categories: bool = False
+    #: For vocabularies whose text tokens are JSON-escaped string content: per escape context
+    #: (see :func:`escape_context_after`), ``{text token: context after it}``. ``None`` means every
+    #: text token may follow any other and a string may end after any of them.
+    text_moves: list[dict[int, int]] | None = None
 
     @abstractmethod
     def piece_ids(self, piece: tuple) -> tuple[int, ...]:
@@ -107,6 +114,7 @@ class RecordTokenizer(PieceVocab):
     """
 
     single_token_pieces = True
+    keyed_categories = True
 
     def __init__(self, schema: RecordSchema, tokens: list[str], text_tokenizer_json: str | None):
         self.schema = schema
@@ -214,8 +222,10 @@ class PretrainedVocab(PieceVocab):
     """Pieces written with a pretrained Hugging Face tokenizer (for ``model="<id or path>"``).
 
     Each piece is its JSON text, tokenized on its own; free text is the JSON-escaped string content
-    tokenized by the tokenizer, and only tokens that are complete JSON string content (no quote, no
-    dangling escape) may appear inside a string, so every sampled string parses.
+    tokenized by the tokenizer. A token may end half way through an escape sequence (``\\`` then
+    ``n``: byte-level pre-tokenizers split a backslash from the letter after it), so
+    :attr:`text_moves` says which tokens may follow in each escape context; the automaton tracks the
+    context and closes a string only outside an escape, so every sampled string parses.
     """
 
     def __init__(self, schema: RecordSchema, tokenizer: Any):
@@ -231,13 +241,18 @@ class PretrainedVocab(PieceVocab):
         self._pieces: dict[tuple, tuple[int, ...]] = {}
         self._chars = {c: self._single_token(c) for c in NUMBER_CHARS}
         special = set(tokenizer.all_special_ids)
-        self.text_token_ids = []
+        self.text_moves = [{} for _ in range(ESCAPE_CONTEXTS)]
         for token_id in range(self.vocab_size):
             if token_id in special:
                 continue
             text = tokenizer.decode([token_id])
-            if text and '"' not in text and _is_string_content(text):
-                self.text_token_ids.append(token_id)
+            if not text:
+                continue
+            for context, moves in enumerate(self.text_moves):
+                after = escape_context_after(context, text)
+                if after is not None:
+                    moves[token_id] = after
+        self.text_token_ids = sorted(set().union(*self.text_moves))
         quote = self._single_token('"')
         self._quote = quote
 
@@ -277,12 +292,38 @@ class PretrainedVocab(PieceVocab):
         return self.tokenizer.convert_ids_to_tokens(token_id)
 
 
-def _is_string_content(text: str) -> bool:
-    try:
-        json.loads('"' + text + '"')
-    except json.JSONDecodeError:
-        return False
-    return True
+#: Escape contexts inside a JSON string: 0 outside an escape, 1 after a backslash, 2-5 after
+#: ``\\u`` and 0-3 of its hex digits (only ``\\u00XX``, as ``json.dumps`` writes control characters).
+ESCAPE_CONTEXTS = 6
+_HEX = "0123456789abcdefABCDEF"
+
+
+def escape_context_after(context: int, text: str) -> int | None:
+    """The escape context after ``text`` (JSON string content) starting in ``context``, or
+    ``None`` when ``text`` cannot continue a JSON string there (a raw quote or control character,
+    an invalid escape)."""
+    for char in text:
+        if context == 0:
+            if char == '"' or char < " ":
+                return None
+            if char == "\\":
+                context = 1
+        elif context == 1:
+            if char == "u":
+                context = 2
+            elif char in '"\\/bfnrt':
+                context = 0
+            else:
+                return None
+        elif context in (2, 3):
+            if char != "0":
+                return None
+            context += 1
+        else:
+            if char not in _HEX:
+                return None
+            context = 0 if context == 5 else context + 1
+    return context
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -339,15 +380,34 @@ def _value_pieces(fs: FieldSchema, path: str, value: Any) -> Iterator[tuple]:
 def encode_record(vocab: PieceVocab, schema: RecordSchema, record: dict, order: list[str] | None = None) -> list[int]:
     """Token ids of ``record`` with top-level columns in ``order``."""
     ids: list[int] = []
-    for _, item in record_to_pieces(schema, record, order):
+    for _, item in _implied_keys_dropped(vocab, record_to_pieces(schema, record, order)):
         ids.extend(_item_ids(vocab, item))
     return ids
+
+
+def _implied_keys_dropped(vocab: PieceVocab, items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Leave out a key piece that the category after it implies (see ``keyed_categories``)."""
+    if not vocab.keyed_categories:
+        yield from items
+        return
+    pending = None
+    for column, item in items:
+        if pending is not None:
+            if not (item[0] == "cat" and item[1] == pending[1][1]):
+                yield pending
+            pending = None
+        if item[0] == "key":
+            pending = (column, item)
+        else:
+            yield column, item
+    if pending is not None:
+        yield pending
 
 
 def column_token_counts(vocab: PieceVocab, schema: RecordSchema, record: dict) -> dict[str, int]:
     """How many tokens each column takes in ``record`` (to explain records that are too long)."""
     counts: dict[str, int] = {}
-    for column, item in record_to_pieces(schema, record):
+    for column, item in _implied_keys_dropped(vocab, record_to_pieces(schema, record)):
         counts[column] = counts.get(column, 0) + len(_item_ids(vocab, item))
     return counts
 
@@ -363,9 +423,15 @@ def _item_ids(vocab: PieceVocab, item: tuple) -> list[int] | tuple[int, ...]:
 def encode_prompt(vocab: PieceVocab, schema: RecordSchema, values: dict) -> list[int]:
     """Token ids that open a record and write the given columns (in the dict's order): the prompt
     of a conditioned sample."""
-    ids = list(vocab.piece_ids(("open", "")))
-    for i, (name, value) in enumerate(values.items()):
-        ids.extend(vocab.piece_ids(("key", name, i == 0)))
-        for item in _value_pieces(schema.fields[name], name, value):
-            ids.extend(_item_ids(vocab, item))
+
+    def items() -> Iterator[tuple[str, Any]]:
+        yield "", ("open", "")
+        for i, (name, value) in enumerate(values.items()):
+            yield name, ("key", name, i == 0)
+            for item in _value_pieces(schema.fields[name], name, value):
+                yield name, item
+
+    ids: list[int] = []
+    for _, item in _implied_keys_dropped(vocab, items()):
+        ids.extend(_item_ids(vocab, item))
     return ids

@@ -12,3 +12,8 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+import sys  # noqa: E402
+
+# shared helpers (tests/record_strategies.py) import the same way in any pytest import mode
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -8,6 +8,7 @@ this class gives them ``sample`` (conditions, seeding, output files), ``impute``
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import os
 import tempfile
@@ -17,7 +18,7 @@ import datasets
 
 from .. import __version__
 from ..conditions import condition_rows
-from ..configuration import GeneratorConfig
+from ..configuration import ConfigError, GeneratorConfig
 from ..errors import GeneratorLoadError, HFSynthError
 from ..hub import (
     GENERATOR_CONFIG_FILE,
@@ -53,9 +54,15 @@ class BaseGenerator(abc.ABC):
     method: ClassVar[str]
 
     def __init__(self, config: GeneratorConfig | None = None, **kwargs: Any):
-        if config is not None and kwargs:
+        if config is None:
+            known = {f.name for f in dataclasses.fields(self.config_class)}
+            unknown = sorted(set(kwargs) - known)
+            if unknown:
+                raise ConfigError(f"unknown {self.config_class.__name__} fields: {', '.join(unknown)}")
+            config = self.config_class(**kwargs)
+        elif kwargs:
             config = config.replace(**kwargs)
-        self.config = config if config is not None else self.config_class(**kwargs)
+        self.config = config
         self.schema: RecordSchema | None = None
         self.training_info: dict[str, Any] = {}
         self.evaluation: dict[str, Any] | None = None

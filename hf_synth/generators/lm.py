@@ -61,6 +61,9 @@ class LMGeneratorConfig(GeneratorConfig):
         seed: Seed of the train/validation split, initialisation, data order and default sampling seed.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         sample_batch_size: Rows decoded together while sampling.
+        sample_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"``: for a model trained from scratch,
+            a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
+            faster; float32 elsewhere.
         temperature, top_p: Sampling temperature and nucleus threshold.
     """
 
@@ -91,6 +94,7 @@ class LMGeneratorConfig(GeneratorConfig):
     seed: int = 0
     device: str = "auto"
     sample_batch_size: int = 512
+    sample_dtype: str = "auto"
     temperature: float = 1.0
     top_p: float = 1.0
 
@@ -106,6 +110,8 @@ class LMGeneratorConfig(GeneratorConfig):
             raise ConfigError(f"LMGeneratorConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.use_lora and self.model is None:
             raise ConfigError("LMGeneratorConfig.use_lora needs a pretrained model; set model to a Hub id or path")
+        if self.sample_dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"LMGeneratorConfig.sample_dtype must be 'auto', 'float32' or 'bfloat16', got {self.sample_dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"LMGeneratorConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -244,6 +250,7 @@ class LMGenerator(BaseGenerator):
                 vocab_size=vocab.vocab_size, n_positions=context, n_embd=config.n_embd, n_layer=config.n_layer,
                 n_head=config.n_head, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
                 bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
+                activation_function="gelu",  # exact GELU: a fused kernel, much faster on CPU than gelu_new
             )
             return GPT2LMHeadModel(model_config)
         from transformers import AutoModelForCausalLM
@@ -280,7 +287,24 @@ class LMGenerator(BaseGenerator):
         )
         if options.batch_size <= 0 or options.temperature <= 0:
             raise HFSynthError("batch_size and temperature must be > 0")
-        return sample_records(self.model, grammar, self.vocab, self.schema, rows, seed=seed, options=options, nonnull=nonnull)
+        return sample_records(self._sampling_model(), grammar, self.vocab, self.schema, rows, seed=seed,
+                              options=options, nonnull=nonnull)
+
+    def _sampling_model(self) -> torch.nn.Module:
+        """The model used for decoding: a bfloat16 copy where that is faster (``sample_dtype``)."""
+        dtype = self.config.sample_dtype
+        device = next(self.model.parameters()).device
+        if dtype == "auto":
+            small = self.config.model is None  # a pretrained model would be copied at full size
+            dtype = "bfloat16" if small and device.type == "cpu" and _cpu_has_native_bf16() else "float32"
+        if dtype == "float32" or next(self.model.parameters()).dtype == torch.bfloat16:
+            return self.model
+        cached = self.__dict__.get("_bf16_model")
+        if cached is None or cached[0] is not self.model:
+            import copy
+
+            cached = self._bf16_model = (self.model, copy.deepcopy(self.model).to(torch.bfloat16).eval())
+        return cached[1]
 
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str) -> dict[str, Any]:
@@ -319,6 +343,13 @@ class LMGenerator(BaseGenerator):
             raise GeneratorLoadError(f"cannot load the generator in {directory}: {err}") from None
         self.model.eval()
         self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.cpu._is_amx_tile_supported()
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _load_model(model_dir: str, kind: str | None, config: LMGeneratorConfig) -> torch.nn.Module:
