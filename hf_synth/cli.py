@@ -150,8 +150,11 @@ def _demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as transformers_logging
+
     from .errors import HFSynthError
 
+    transformers_logging.disable_progress_bar()  # weight loading / saving bars would drown ours
     handlers = {"fit": _fit, "sample": _sample, "push": _push, "demo": _demo}
     try:
         handlers[args.command](args)

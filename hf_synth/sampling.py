@@ -15,7 +15,13 @@ import time
 from typing import Iterable
 
 import torch
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from .constraints import RecordGrammar, SchemaLogitsProcessor
 from .errors import HFSynthError
@@ -50,6 +56,7 @@ class DecodingOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
+    context_length: int | None = None
     progress: bool = True
 
 
@@ -99,6 +106,18 @@ def sample_records(
     return records, report
 
 
+class GumbelNoise(LogitsProcessor):
+    """Adds seeded Gumbel(0, 1) noise to log-probabilities, so that greedy decoding samples."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        uniform = torch.rand(scores.shape, generator=self.generator).clamp_(1e-20, 1.0 - 1e-7)
+        noise = -torch.log(-torch.log(uniform)).to(scores.device)
+        return torch.log_softmax(scores.float(), dim=-1) + noise
+
+
 @torch.no_grad()
 def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens) -> list[dict | None]:
     device = next(model.parameters()).device
@@ -111,18 +130,27 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
         attention[row, width - len(prompt) :] = 1
         state = grammar.feed(grammar.initial_state(nonnull=columns), prompt)
         states.append(grammar.with_natural_order(state))
+    if options.context_length is not None:
+        # positions past the model's context do not exist (GPT-2 learns one embedding per position)
+        max_new_tokens = min(max_new_tokens, options.context_length - width)
+        if max_new_tokens <= 0:
+            raise HFSynthError(f"the conditions take {width} tokens, the whole context of the model")
     processor = SchemaLogitsProcessor(grammar, states, width)
+    processors = [processor]
+    if options.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(options.temperature))
+    if options.top_p < 1.0:
+        processors.append(TopPLogitsWarper(options.top_p))
+    processors.append(GumbelNoise(seed))
+    # argmax over Gumbel-perturbed log-probabilities is an exact sample of the distribution, and
+    # much cheaper than torch.multinomial; it also keeps the seed out of torch's global RNG
     config = GenerationConfig(
-        do_sample=True, temperature=options.temperature, top_k=0, top_p=options.top_p,
-        max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
+        do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
     )
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        output = model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention.to(device),
-            generation_config=config, logits_processor=LogitsProcessorList([processor]),
-        )
+    output = model.generate(
+        input_ids=input_ids.to(device), attention_mask=attention.to(device),
+        generation_config=config, logits_processor=LogitsProcessorList(processors),
+    )
     generated = output[:, width:].tolist()
     results = []
     for prompt, tokens in zip(prompts, generated):

@@ -38,6 +38,7 @@ class TrainingArguments:
     checkpoint_dir: str | None = None
     progress: bool = True
     device: str = "auto"
+    mixed_precision: str = "no"
 
 
 @dataclasses.dataclass
@@ -95,6 +96,10 @@ def train_causal_lm(
     from tqdm.auto import tqdm
 
     accelerator = Accelerator(cpu=args.device == "cpu")
+    # bf16 autocast here rather than accelerate's mixed_precision: that one is process-wide state,
+    # fixed by the first Accelerator, and a process may fit several generators
+    def autocast() -> torch.autocast:
+        return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16")
     start = time.perf_counter()
     collate = _collate(pad_id)
     steps_per_epoch = math.ceil(num_train / args.batch_size)
@@ -133,15 +138,17 @@ def train_causal_lm(
 
     def evaluate() -> float:
         model.eval()
-        total, count = 0.0, 0
+        sums = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
         with torch.no_grad():
             for batch in val_loader:
-                out = model(**batch)
-                tokens = int((batch["labels"][:, 1:] != -100).sum())
-                total += float(out.loss) * tokens
-                count += tokens
+                with autocast():
+                    out = model(**batch)
+                tokens = (batch["labels"][:, 1:] != -100).sum()
+                sums += torch.stack([out.loss.double() * tokens, tokens.double()])
         model.train()
-        return total / max(1, count)
+        # every process sees the same loss, so early stopping stops them all together
+        total, count = accelerator.reduce(sums, reduction="sum").tolist()
+        return total / max(1.0, count)
 
     def checkpoint() -> None:
         if args.checkpoint_dir and accelerator.is_main_process:
@@ -176,7 +183,8 @@ def train_causal_lm(
         if progress["batch"]:
             loader = accelerator.skip_first_batches(loader, progress["batch"])
         for batch in loader:
-            loss = model(**batch).loss
+            with autocast():
+                loss = model(**batch).loss
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

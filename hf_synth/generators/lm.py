@@ -60,6 +60,9 @@ class LMGeneratorConfig(GeneratorConfig):
         max_length: Context length of the model trained from scratch (``None``: fitted to the data).
         seed: Seed of the train/validation split, initialisation, data order and default sampling seed.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast for a model
+            trained from scratch on hardware with native bf16 (a CUDA GPU that supports it, or a CPU
+            with AMX, where it trains ~1.5x faster); full precision otherwise.
         sample_batch_size: Rows decoded together while sampling.
         sample_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"``: for a model trained from scratch,
             a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
@@ -93,7 +96,8 @@ class LMGeneratorConfig(GeneratorConfig):
     max_length: int | None = None
     seed: int = 0
     device: str = "auto"
-    sample_batch_size: int = 512
+    mixed_precision: str = "auto"
+    sample_batch_size: int = 2048
     sample_dtype: str = "auto"
     temperature: float = 1.0
     top_p: float = 1.0
@@ -112,6 +116,8 @@ class LMGeneratorConfig(GeneratorConfig):
             raise ConfigError("LMGeneratorConfig.use_lora needs a pretrained model; set model to a Hub id or path")
         if self.sample_dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"LMGeneratorConfig.sample_dtype must be 'auto', 'float32' or 'bfloat16', got {self.sample_dtype!r}")
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise ConfigError(f"LMGeneratorConfig.mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"LMGeneratorConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -201,6 +207,7 @@ class LMGenerator(BaseGenerator):
             epochs=config.epochs, batch_size=config.batch_size, learning_rate=lr, weight_decay=config.weight_decay,
             warmup_ratio=config.warmup_ratio, patience=config.patience, seed=config.seed, eval_steps=config.eval_steps,
             checkpoint_steps=config.checkpoint_steps, checkpoint_dir=checkpoint_dir, progress=progress, device=config.device,
+            mixed_precision=self._mixed_precision(),
         )
         run_key = f"{schema.fingerprint}:{hashlib.sha256(config.to_json().encode()).hexdigest()[:16]}"
         result = train_causal_lm(model, train_examples, len(train_rows), val_examples, vocab.pad_id, args, run_key)
@@ -216,6 +223,15 @@ class LMGenerator(BaseGenerator):
             "context_length": context, "max_record_tokens": longest,
         }
         return self
+
+    def _mixed_precision(self) -> str:
+        if self.config.mixed_precision != "auto":
+            return self.config.mixed_precision
+        if self.config.model is not None:
+            return "no"
+        if torch.cuda.is_available() and self.config.device != "cpu":
+            return "bf16" if torch.cuda.is_bf16_supported() else "no"
+        return "bf16" if _cpu_has_native_bf16() else "no"
 
     def _build_vocab(self, schema: RecordSchema, records: list[dict]) -> tuple[PieceVocab, str | None]:
         if self.config.model is None:
@@ -284,6 +300,7 @@ class LMGenerator(BaseGenerator):
             temperature=self.config.temperature if temperature is None else temperature,
             top_p=self.config.top_p if top_p is None else top_p,
             max_new_tokens=self.max_new_tokens, progress=progress,
+            context_length=self.training_info.get("context_length"),
         )
         if options.batch_size <= 0 or options.temperature <= 0:
             raise HFSynthError("batch_size and temperature must be > 0")

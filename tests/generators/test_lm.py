@@ -1,0 +1,339 @@
+"""LMGenerator end to end, on tiny models and a few hundred real Adult rows."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import datasets
+import pandas as pd
+import pytest
+import torch
+
+from hf_synth import AutoGenerator, LMGenerator, load_demo_dataset
+from hf_synth.configuration import ConfigError
+from hf_synth.errors import ConditionError, GeneratorLoadError, HFSynthError, OutputExistsError, SchemaError
+
+TINY = dict(n_layer=1, n_embd=32, n_head=2, epochs=3, batch_size=32, sample_batch_size=64, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def adult() -> datasets.Dataset:
+    return load_demo_dataset().select(range(300))
+
+
+@pytest.fixture(scope="module")
+def fitted(adult) -> LMGenerator:
+    return LMGenerator(**TINY).fit(adult, progress=False)
+
+
+def _valid(generator: LMGenerator, dataset: datasets.Dataset) -> bool:
+    return all(not generator.schema.validate(row) for row in dataset.to_list())
+
+
+# ---------------------------------------------------------------------------- fit
+
+
+def test_fit_records_training(fitted, adult):
+    info = fitted.training_info
+    assert info["rows"] == adult.num_rows
+    assert info["train_rows"] + info["validation_rows"] == adult.num_rows
+    assert len(info["history"]) >= 1 and all("val_loss" in h for h in info["history"])
+    # learning happened: validation loss below the uniform-guess loss over the vocabulary
+    assert info["best_validation_loss"] < torch.log(torch.tensor(float(fitted.vocab.vocab_size))).item()
+
+
+def test_default_tokenizer_has_single_tokens_for_names_and_categories(fitted):
+    tokens = fitted.vocab.tokens
+    assert "<key:age>" in tokens and "<key:fnlwgt>" in tokens
+    assert sum(t.startswith("<cat:sex=") for t in tokens) == len(fitted.schema.fields["sex"].categories)
+    assert all(f"<num:{d}>" in tokens for d in "0123456789")
+
+
+# ---------------------------------------------------------------------------- sample
+
+
+def test_sample_is_valid_with_original_features(fitted, adult):
+    synthetic = fitted.sample(150, seed=0, progress=False)
+    assert synthetic.num_rows == 150
+    assert synthetic.features == adult.features
+    assert _valid(fitted, synthetic)
+    report = fitted.last_report
+    assert (report.requested, report.produced, report.retried) == (150, 150, 0)
+    # numbers stay inside the observed range
+    ages = synthetic["age"]
+    assert min(ages) >= min(adult["age"]) and max(ages) <= max(adult["age"])
+
+
+def test_same_seed_same_rows_different_seed_different_rows(fitted):
+    a = fitted.sample(40, seed=7, progress=False).to_list()
+    b = fitted.sample(40, seed=7, progress=False).to_list()
+    c = fitted.sample(40, seed=8, progress=False).to_list()
+    assert a == b
+    assert a != c
+
+
+def test_float32_sampling_is_also_valid(fitted):
+    exact = LMGenerator.__new__(LMGenerator)
+    exact.__dict__.update(fitted.__dict__)
+    exact.config = fitted.config.replace(sample_dtype="float32")
+    rows = exact.sample(30, seed=0, progress=False)
+    assert _valid(fitted, rows)
+
+
+def test_conditions_fix_columns(fitted):
+    rows = fitted.sample(30, conditions={"sex": "Female", "age": 37, "income": ">50K"}, seed=1, progress=False)
+    assert set(rows["sex"]) == {"Female"} and set(rows["age"]) == {37} and set(rows["income"]) == {">50K"}
+    assert _valid(fitted, rows)
+    assert list(rows.column_names) == list(fitted.schema.fields)
+
+
+def test_row_wise_conditions(fitted, adult):
+    given = adult.select(range(12)).select_columns(["education", "hours-per-week"])
+    rows = fitted.sample(conditions=given, seed=2, progress=False)
+    assert rows.num_rows == 12
+    assert rows["education"] == given["education"]
+    assert rows["hours-per-week"] == given["hours-per-week"]
+    frame = pd.DataFrame({"race": ["White", None, "Black"]})
+    rows = fitted.sample(conditions=frame, seed=2, progress=False)
+    assert rows["race"][0] == "White" and rows["race"][2] == "Black" and rows["race"][1] is not None
+
+
+def test_condition_errors_list_valid_choices(fitted):
+    with pytest.raises(ConditionError, match="valid columns: age, workclass"):
+        fitted.sample(5, conditions={"gender": "F"})
+    with pytest.raises(ConditionError, match="valid choices: .*'Male'"):
+        fitted.sample(5, conditions={"sex": "F"})
+    with pytest.raises(ConditionError, match=r"outside the range of column 'age'"):
+        fitted.sample(5, conditions={"age": 300})
+    with pytest.raises(ConditionError, match="integers"):
+        fitted.sample(5, conditions={"age": 37.5})
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, None])
+def test_bad_row_counts(fitted, n):
+    with pytest.raises(ConditionError, match="num_rows"):
+        fitted.sample(n)
+
+
+def test_impute_fills_missing_cells_only(fitted, adult):
+    rows = adult.select(range(10)).to_list()
+    for i, row in enumerate(rows):
+        row["occupation"] = None if i % 2 == 0 else row["occupation"]
+        row["age"] = None if i % 3 == 0 else row["age"]
+    holes = datasets.Dataset.from_list(rows, features=adult.features)
+    filled = fitted.impute(holes, seed=0, progress=False)
+    assert filled.num_rows == 10
+    for before, after in zip(rows, filled.to_list()):
+        for column, value in before.items():
+            if value is None:
+                assert after[column] is not None
+            else:
+                assert after[column] == value
+    assert _valid(fitted, filled)
+
+
+def test_numeric_bounds_override(fitted):
+    rows = fitted.sample(40, seed=0, numeric_bounds={"age": (20, 30)}, progress=False)
+    assert all(20 <= a <= 30 for a in rows["age"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_output_files(fitted, tmp_path, suffix):
+    path = str(tmp_path / f"out{suffix}")
+    rows = fitted.sample(8, seed=0, output=path, progress=False)
+    loader = {".csv": "csv", ".jsonl": "json", ".parquet": "parquet"}[suffix]
+    back = datasets.load_dataset(loader, data_files=path, split="train")
+    assert back.num_rows == 8 and back["age"] == rows["age"]
+    with pytest.raises(OutputExistsError):
+        fitted.sample(8, seed=0, output=path)
+    fitted.sample(3, seed=0, output=path, overwrite=True, progress=False)
+    assert datasets.load_dataset(loader, data_files=path, split="train", download_mode="force_redownload").num_rows == 3
+    assert sorted(os.listdir(tmp_path)) == [f"out{suffix}"]  # no temporary files left
+
+
+def test_unsupported_output_format_fails_before_sampling(fitted, tmp_path):
+    with pytest.raises(HFSynthError, match="unsupported output format"):
+        fitted.sample(5, output=str(tmp_path / "rows.xlsx"))
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    path = str(tmp_path / "gen")
+    fitted.save_pretrained(path)
+    files = set(os.listdir(path))
+    assert {"generator_config.json", "schema.json", "README.md", "model", "tokenizer"} <= files
+    assert os.path.isfile(os.path.join(path, "model", "model.safetensors"))
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for _, _, fs in os.walk(path) for name in fs)
+    loaded = AutoGenerator.from_pretrained(path)
+    assert isinstance(loaded, LMGenerator)
+    assert loaded.schema.to_dict() == fitted.schema.to_dict()
+    for name, tensor in fitted.model.state_dict().items():
+        assert torch.equal(tensor, loaded.model.state_dict()[name])
+    assert loaded.sample(25, seed=4, progress=False).to_list() == fitted.sample(25, seed=4, progress=False).to_list()
+    assert LMGenerator.from_pretrained(path).config == fitted.config
+
+
+def test_model_card(fitted, tmp_path):
+    path = str(tmp_path / "gen")
+    fitted.save_pretrained(path)
+    card = open(os.path.join(path, "README.md"), encoding="utf-8").read()
+    assert card.startswith("---\nlibrary_name: hf_synth")
+    for column in fitted.schema.fields:
+        assert f"`{column}`" in card
+    assert fitted.schema.fingerprint in card
+    assert "AutoGenerator.from_pretrained" in card and "## Evaluation" in card and "privacy" in card.lower()
+
+
+def test_truncated_weights_give_clear_error(fitted, tmp_path):
+    path = str(tmp_path / "gen")
+    fitted.save_pretrained(path)
+    weights = os.path.join(path, "model", "model.safetensors")
+    with open(weights, "r+b") as f:
+        f.truncate(os.path.getsize(weights) // 2)
+    with pytest.raises(GeneratorLoadError, match="model/model.safetensors .*truncated or corrupted"):
+        AutoGenerator.from_pretrained(path)
+
+
+@pytest.mark.parametrize("victim", ["schema.json", "tokenizer/record_tokenizer.json", "model/config.json"])
+def test_missing_file_gives_clear_error(fitted, tmp_path, victim):
+    path = str(tmp_path / "gen")
+    fitted.save_pretrained(path)
+    os.remove(os.path.join(path, victim))
+    with pytest.raises(GeneratorLoadError, match=victim.replace(".", r"\.")):
+        AutoGenerator.from_pretrained(path)
+
+
+def test_not_a_generator(tmp_path):
+    with pytest.raises(GeneratorLoadError, match="not an hf_synth generator"):
+        AutoGenerator.from_pretrained(str(tmp_path))
+    (tmp_path / "generator_config.json").write_text("{not json")
+    with pytest.raises(GeneratorLoadError, match="corrupted"):
+        AutoGenerator.from_pretrained(str(tmp_path))
+    with pytest.raises(GeneratorLoadError, match="no generator directory"):
+        AutoGenerator.from_pretrained(str(tmp_path / "nope" / "deeper"))
+
+
+def test_save_replaces_atomically(fitted, tmp_path):
+    path = str(tmp_path / "gen")
+    fitted.save_pretrained(path)
+    fitted.save_pretrained(path)
+    assert sorted(os.listdir(tmp_path)) == ["gen"]
+
+
+# ---------------------------------------------------------------------------- training mechanics
+
+
+def test_interrupted_fit_resumes_from_checkpoint(adult, tmp_path, monkeypatch):
+    from transformers import GPT2LMHeadModel
+
+    data = adult.select(range(120)).select_columns(["age", "sex", "race", "income"])
+    config = dict(TINY, epochs=2, batch_size=16, checkpoint_steps=3)
+    reference = LMGenerator(**config).fit(data, progress=False)
+
+    calls = {"n": 0}
+    original = GPT2LMHeadModel.forward
+
+    def crash_on_sixth_step(self, *args, **kwargs):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", crash_on_sixth_step)
+    ckpt = str(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        LMGenerator(**config).fit(data, checkpoint_dir=ckpt, progress=False)
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", original)
+    assert json.load(open(os.path.join(ckpt, "progress.json")))["progress"]["step"] == 3
+
+    resumed = LMGenerator(**config).fit(data, checkpoint_dir=ckpt, progress=False)
+    assert resumed.training_info["steps"] == reference.training_info["steps"]
+    for name, tensor in reference.model.state_dict().items():
+        assert torch.allclose(tensor, resumed.model.state_dict()[name], atol=1e-6), name
+
+
+def test_early_stopping(adult):
+    data = adult.select(range(60)).select_columns(["sex", "income"])
+    generator = LMGenerator(**dict(TINY, epochs=40, patience=1, learning_rate=0.05)).fit(data, progress=False)
+    assert generator.training_info["epochs"] < 40
+    assert generator.training_info["stopped_early"]
+
+
+# ---------------------------------------------------------------------------- other data shapes
+
+
+def test_nested_json_records():
+    from record_strategies import tool_dataset
+
+    data = tool_dataset()
+    generator = LMGenerator(**dict(TINY, epochs=2, text_vocab_size=300)).fit(data, progress=False)
+    rows = generator.sample(6, seed=0, progress=False)
+    assert rows.features == data.features
+    assert _valid(generator, rows)
+    for row in rows.to_list():
+        assert isinstance(row["parameters"]["properties"], list)
+        assert all(set(p) == {"name", "type", "description"} for p in row["parameters"]["properties"])
+
+
+def test_always_null_and_single_value_columns(caplog):
+    data = datasets.Dataset.from_dict({
+        "x": [float(i % 7) * 1.5 + i for i in range(40)],
+        "const": ["same"] * 40,
+        "empty": [None] * 40,
+    })
+    generator = LMGenerator(**TINY).fit(data, progress=False)
+    assert any("always missing" in r.message for r in caplog.records)
+    assert any("single value" in r.message for r in caplog.records)
+    rows = generator.sample(10, seed=0, progress=False)
+    assert set(rows["const"]) == {"same"} and set(rows["empty"]) == {None}
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_empty_dataset():
+    with pytest.raises(SchemaError, match="empty"):
+        LMGenerator(**TINY).fit(datasets.Dataset.from_dict({"a": []}))
+
+
+def test_record_longer_than_context_names_the_columns():
+    data = datasets.Dataset.from_dict({"short": ["a", "b"] * 10, "essay": [f"word {i} " * 40 for i in range(20)]})
+    with pytest.raises(SchemaError, match=r"context is 16.*essay"):
+        LMGenerator(**dict(TINY, max_length=16, text_vocab_size=50)).fit(data, progress=False)
+
+
+def test_mixed_types_in_a_column():
+    with pytest.raises(HFSynthError, match="column 'a' mixes types"):
+        LMGenerator(**TINY).fit([{"a": 1}, {"a": "x"}])
+
+
+def test_unsupported_feature_names_the_column():
+    data = datasets.Dataset.from_dict({"ok": [1, 2], "arr": [[[1.0]], [[2.0]]]},
+                                      features=datasets.Features({"ok": datasets.Value("int64"),
+                                                                  "arr": datasets.Array2D((1, 1), "float32")}))
+    with pytest.raises(SchemaError, match="'arr'"):
+        LMGenerator(**TINY).fit(data)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="epochs"):
+        LMGenerator(epochs=0)
+    with pytest.raises(ConfigError, match="validation_size"):
+        LMGenerator(validation_size=0.9)
+    with pytest.raises(ConfigError, match="n_embd"):
+        LMGenerator(n_embd=30, n_head=4)
+    with pytest.raises(ConfigError, match="unknown LMGeneratorConfig fields: epoch"):
+        LMGenerator(epoch=3)
+    with pytest.raises(ConfigError, match="must be an int"):
+        LMGenerator(epochs="3")
+    with pytest.raises(ConfigError, match="use_lora"):
+        LMGenerator(use_lora=True)
+
+
+def test_sampling_an_unfitted_generator():
+    with pytest.raises(HFSynthError, match="not fitted"):
+        LMGenerator().sample(3)

@@ -1,0 +1,88 @@
+"""The hf-synth command line, run in-process through its entry point."""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+import pytest
+
+from hf_synth.cli import main
+from hf_synth.data import demo_csv_path
+
+TINY = ["--set", "n_layer=1", "n_embd=32", "n_head=2", "batch_size=32", "sample_batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("data") / "adult.csv")
+    datasets.load_dataset("csv", data_files=demo_csv_path(), split="train").select(range(150)).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def generator_dir(small_csv, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("gen") / "adult-gen")
+    code = main(["fit", "--dataset", small_csv, "--columns", "age,sex,education,income", "--epochs", "2",
+                 "--no-progress", "--out", out, *TINY])
+    assert code == 0
+    return out
+
+
+def test_fit_writes_a_generator(generator_dir, capsys):
+    assert os.path.isfile(os.path.join(generator_dir, "generator_config.json"))
+    assert not os.path.exists(generator_dir + ".checkpoints")
+
+
+def test_sample_with_conditions(generator_dir, tmp_path, capsys):
+    out = str(tmp_path / "rows.jsonl")
+    code = main(["sample", generator_dir, "-n", "12", "--seed", "3", "--condition", "sex=Female",
+                 "--condition", "age=30", "--no-progress", "--out", out])
+    assert code == 0
+    rows = datasets.load_dataset("json", data_files=out, split="train")
+    assert rows.num_rows == 12 and set(rows["sex"]) == {"Female"} and set(rows["age"]) == {30}
+    assert "produced 12" in capsys.readouterr().out
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+    return err
+
+
+def test_user_errors_exit_2(generator_dir, small_csv, tmp_path, capsys):
+    existing = tmp_path / "exists.csv"
+    existing.write_text("x\n")
+    assert main(["sample", generator_dir, "-n", "5", "--out", str(existing)]) == 2
+    assert "exists" in _error(capsys)
+    assert main(["sample", generator_dir, "-n", "0", "--out", str(tmp_path / "a.csv")]) == 2
+    assert "positive" in _error(capsys)
+    assert main(["sample", generator_dir, "-n", "3", "--condition", "colour=red", "--out", str(tmp_path / "b.csv")]) == 2
+    assert "unknown column 'colour'" in _error(capsys)
+    assert main(["sample", str(tmp_path / "missing" / "dir"), "-n", "3", "--out", str(tmp_path / "c.csv")]) == 2
+    assert "no generator directory" in _error(capsys)
+    assert main(["fit", "--dataset", small_csv, "--out", generator_dir]) == 2
+    assert "--overwrite" in _error(capsys)
+    assert main(["fit", "--dataset", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "g")]) == 2
+    assert "no such file" in _error(capsys)
+    assert main(["fit", "--dataset", small_csv, "--set", "epochz=3", "--out", str(tmp_path / "g")]) == 2
+    assert "epochz" in _error(capsys)
+    assert main(["fit", "--dataset", small_csv, "--columns", "age,salary", "--out", str(tmp_path / "g")]) == 2
+    assert "salary" in _error(capsys)
+    assert not os.path.exists(tmp_path / "g")
+
+
+def test_bad_output_format_fails_before_loading(generator_dir, tmp_path, capsys):
+    assert main(["sample", generator_dir, "-n", "3", "--out", str(tmp_path / "rows.xlsx")]) == 2
+    assert "unsupported output format" in _error(capsys)
+
+
+def test_demo_runs_offline(tmp_path, capsys):
+    from hf_synth.demo import run_demo
+
+    out = str(tmp_path / "demo")
+    run_demo(out, rows=3, epochs=1, progress=False)
+    printed = capsys.readouterr().out
+    assert "3 synthetic rows" in printed and "sex=Female" in printed and os.path.abspath(out) in printed
+    assert os.path.isfile(os.path.join(out, "model", "model.safetensors"))
+    assert main(["demo", "--out", out]) == 2  # refuses to overwrite
