@@ -34,7 +34,7 @@ from transformers import LogitsProcessor
 from .codec import RecordCodec, parse_number
 from .errors import HFSynthError
 from .schema import FieldSchema, RecordSchema, child_path, item_path, path_name
-from .tokenizer import NUMBER_CHARS, PieceVocab, field_at
+from .tokenizer import NUMBER_CHARS, NUMBER_START_CHARS, PieceVocab, field_at
 
 State = tuple
 _DIGITS = "0123456789"
@@ -316,7 +316,7 @@ class RecordGrammar:
         if events is None:
             tokenizer = self.vocab
             events = {tokenizer.char_id(c): ("char", c) for c in NUMBER_CHARS}
-            for piece in _all_pieces(self.schema):
+            for piece in _all_pieces(self.schema, tokenizer.keyed_categories):
                 events[tokenizer.piece_ids(piece)[0]] = ("piece", piece)
             self._token_events = events
         return events
@@ -468,9 +468,13 @@ class RecordGrammar:
             child = key if path == "" else child_path(path, key)
             moved = frames[:-1] + (("S", path, emitted | 1 << i, natural, nonnull),)
             fs = fields[key]
-            if self.vocab.keyed_categories and fs.kind in ("categorical", "bool"):
-                # the category token names its field: no key piece, except before a null
-                options += [(("cat", child, c), (moved, ("A",))) for c in range(len(fs.categories))]
+            if self.vocab.keyed_categories and fs.kind in ("categorical", "bool", "numeric"):
+                # the category / first digit token names its field: no key piece, except before a null
+                if fs.kind == "numeric":
+                    firsts = self._numbers[child].step("")[0]
+                    options += [(("numkey", child, c), (moved, ("N", child, c))) for c in firsts]
+                else:
+                    options += [(("cat", child, c), (moved, ("A",))) for c in range(len(fs.categories))]
                 if self._null_allowed(moved, child, fs):
                     options.append((("key", child, emitted == 0), (moved, ("VN", child))))
             else:
@@ -502,7 +506,7 @@ class RecordGrammar:
         return options
 
 
-def _all_pieces(schema: RecordSchema) -> Iterable[tuple]:
+def _all_pieces(schema: RecordSchema, vocab_keyed: bool) -> Iterable[tuple]:
     """Every structural, key and category piece of a schema."""
     from .schema import iter_paths
 
@@ -513,6 +517,8 @@ def _all_pieces(schema: RecordSchema) -> Iterable[tuple]:
     for path, fs in iter_paths(schema.fields):
         if path_name(path) != "[]":
             yield ("key", path, True)
+            if fs.kind == "numeric" and vocab_keyed:
+                yield from (("numkey", path, c) for c in NUMBER_START_CHARS)
         if fs.kind == "struct":
             yield ("open", path)
             yield ("close", path)
@@ -594,6 +600,10 @@ class _RecordBuilder:
         elif name == "key":
             self._stack[-1][2] = path_name(piece[1])
             self._value_path = piece[1]
+        elif name == "numkey":
+            self._stack[-1][2] = path_name(piece[1])
+            self._value_path = self._number_path = piece[1]
+            self._number = [piece[2]]
         elif name == "cat":
             if not isinstance(self._stack[-1][0], list):  # the key may be implied by the category
                 self._stack[-1][2] = path_name(piece[1])

@@ -40,6 +40,7 @@ from .errors import GeneratorLoadError, HFSynthError
 from .schema import FieldSchema, RecordSchema, child_path, item_path, iter_paths, path_name
 
 NUMBER_CHARS = "0123456789-.e+"
+NUMBER_START_CHARS = "-0123456789"
 _STRUCTURAL = ["<pad>", "<bos>", "<eos>", "<null>", "<str>", "</str>", "<list>", "<sep>", "</list>", "<obj>", "</obj>"]
 RECORD_TOKENIZER_FILE = "record_tokenizer.json"
 
@@ -57,6 +58,8 @@ def piece_text(schema: RecordSchema, piece: tuple) -> str:
     if kind == "cat":
         fs = field_at(schema, piece[1])
         return category_text(fs, fs.categories[piece[2]])
+    if kind == "numkey":
+        return piece_text(schema, ("key", piece[1], True)) + piece[2]
     return {"null": "null", "str_open": '"', "str_close": '"', "list_open": "[", "list_sep": ", ", "list_close": "]"}[kind]
 
 
@@ -77,8 +80,9 @@ class PieceVocab(ABC):
     text_token_ids: list[int]
     #: True when each piece is one token, so a record's pieces need no trie.
     single_token_pieces: bool = False
-    #: True when a category token also says which field it belongs to, so the key piece before a
-    #: category is left out (a record takes one token per categorical field instead of two).
+    #: True when category tokens and the first character of a number also say which field they
+    #: belong to (``("numkey", path, char)`` pieces), so the key piece before them is left out: a
+    #: categorical field takes one token instead of two, a number one token less.
     keyed_categories: bool = False
     #: For vocabularies whose text tokens are JSON-escaped string content: per escape context
     #: (see :func:`escape_context_after`), ``{text token: context after it}``. ``None`` means every
@@ -142,6 +146,8 @@ class RecordTokenizer(PieceVocab):
         for path, fs in iter_paths(schema.fields):
             if path_name(path) != "[]":
                 tokens.append(f"<key:{path}>")
+                if fs.kind == "numeric":
+                    tokens.extend(f"<numkey:{path}={c}>" for c in NUMBER_START_CHARS)
             if fs.kind in ("categorical", "bool"):
                 tokens.extend(f"<cat:{path}={i}>" for i in range(len(fs.categories)))
         text_json = None
@@ -163,6 +169,8 @@ class RecordTokenizer(PieceVocab):
             return f"<key:{piece[1]}>"
         if kind == "cat":
             return f"<cat:{piece[1]}={piece[2]}>"
+        if kind == "numkey":
+            return f"<numkey:{piece[1]}={piece[2]}>"
         return {"null": "<null>", "str_open": "<str>", "str_close": "</str>", "list_open": "<list>",
                 "list_sep": "<sep>", "list_close": "</list>"}[kind]
 
@@ -386,16 +394,22 @@ def encode_record(vocab: PieceVocab, schema: RecordSchema, record: dict, order: 
 
 
 def _implied_keys_dropped(vocab: PieceVocab, items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-    """Leave out a key piece that the category after it implies (see ``keyed_categories``)."""
+    """Merge a key piece into the category or first number character after it (see
+    ``keyed_categories``)."""
     if not vocab.keyed_categories:
         yield from items
         return
     pending = None
     for column, item in items:
         if pending is not None:
-            if not (item[0] == "cat" and item[1] == pending[1][1]):
+            key = pending[1]
+            if item[0] == "cat" and item[1] == key[1]:
+                pending = None
+            elif item[0] == "char":
+                item, pending = ("numkey", key[1], item[1]), None
+            else:
                 yield pending
-            pending = None
+                pending = None
         if item[0] == "key":
             pending = (column, item)
         else:

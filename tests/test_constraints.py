@@ -260,16 +260,18 @@ def test_a_number_ends_at_the_next_piece_but_a_prompt_closes_it():
     state = g.feed(g.initial_state(), ids)
     allowed = set(allowed_tokens(g, state))
     assert vocab.char_id("3") in allowed  # 123 is in range too
-    assert vocab.piece_ids(("key", "price", False))[0] in allowed  # 12 is complete
+    # 12 is complete: the next column (price, whose first digit token names it) may start
+    price_starts = {vocab.piece_ids(("numkey", "price", c))[0] for c in "-0123456789"}
+    assert allowed & price_starts
     closed = g.with_natural_order(state)
     allowed = set(allowed_tokens(g, closed))
     assert not allowed & {vocab.char_id(c) for c in "0123456789.e"}
-    assert allowed == {vocab.piece_ids(("key", "price", False))[0]}  # the next column in order
+    assert allowed <= price_starts | {vocab.piece_ids(("key", "price", False))[0]}  # the next column in order
     rng = random.Random(8)
     for _ in range(10):
         assert g.parse(ids + walk(g, rng, closed))["count"] == 12
     # an incomplete number is left open
-    partial = g.with_natural_order(g.feed(g.initial_state(), ids[:2] + [vocab.char_id("-")]))
+    partial = g.with_natural_order(g.feed(g.initial_state(), ids[:1] + list(vocab.piece_ids(("numkey", "count", "-")))))
     assert set(allowed_tokens(g, partial)) == {vocab.char_id(c) for c in "123456789"}
 
 
@@ -289,7 +291,12 @@ def test_with_natural_order_restricts_the_next_key():
                 values = [fs.label_names.index(c) for c in fs.categories] if fs.dtype == "class_label" else fs.categories
             if fs.nullable:
                 values = values + [None]
-            return {encode_prompt(vocab, schema, {column: v})[len(start)] for v in values}
+            firsts = {encode_prompt(vocab, schema, {column: v})[len(start)] for v in values}
+            if fs.kind == "numeric" and vocab.keyed_categories:
+                # the first digit token names the column: every digit the range admits may start it
+                starts = NumberFormat(fs).step("")[0]
+                firsts |= {vocab.piece_ids(("numkey", column, c))[0] for c in starts}
+            return firsts
 
         anywhere = set().union(*(first_tokens(c) for c in schema.columns))
         assert set(allowed_tokens(g, state)) == anywhere  # any column may come first

@@ -121,10 +121,12 @@ def test_numbers_are_digit_tokens():
     assert all(item[0] == "char" for item in pieces[1:])
     assert digits == str(row["count"])
     ids = encode_record(vocab, schema, row)
-    expected = [char_ids[c] for c in str(row["count"])]
-    key = vocab.piece_ids(("key", "count", True))[0]
-    start = ids.index(key) + 1
-    assert ids[start:start + len(expected)] == expected
+    written = str(row["count"])
+    # the key merges into the first character (a token that names the column), then digit tokens
+    first = vocab.piece_ids(("numkey", "count", written[0]))[0]
+    start = ids.index(first) + 1
+    assert ids[start:start + len(written) - 1] == [char_ids[c] for c in written[1:]]
+    assert vocab.piece_ids(("key", "count", True))[0] not in ids
 
 
 def test_column_token_counts():
@@ -135,10 +137,12 @@ def test_column_token_counts():
         assert set(counts) == set(schema.columns) | {""}
         assert counts[""] == 2  # <bos> ... <eos>
         # derived from the rules: key + one token per number character / category / null; a
-        # category token names its field (keyed_categories), so it needs no key before it
+        # category token and a number's first character name their field (keyed_categories), so
+        # they need no key before them
         cat = 1 if vocab.keyed_categories else 2
-        assert counts["count"] == 1 + len(format_number(schema.fields["count"], row["count"]))
-        assert counts["price"] == 1 + len(format_number(schema.fields["price"], row["price"]))
+        key = 0 if vocab.keyed_categories else 1  # the first digit token names its field too
+        assert counts["count"] == key + len(format_number(schema.fields["count"], row["count"]))
+        assert counts["price"] == key + len(format_number(schema.fields["price"], row["price"]))
         assert counts["code"] == cat and counts["label"] == cat and counts["gone"] == 2
         assert counts["flag"] == (2 if row["flag"] is None else cat)
         assert counts["city"] == (2 if row["city"] is None else cat)
