@@ -82,7 +82,7 @@ class LMGeneratorConfig(GeneratorConfig):
     n_head: int = 4
     dropout: float = 0.1
     text_vocab_size: int = 2000
-    epochs: int = 10
+    epochs: int = 8
     batch_size: int = 64
     learning_rate: float | None = None
     weight_decay: float = 0.01
