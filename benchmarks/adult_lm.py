@@ -20,7 +20,6 @@ import sys
 import time
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -28,6 +27,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from marginals import marginal_distances  # noqa: E402
 
 from hf_synth import LMGenerator  # noqa: E402
+
+
+def machine_probe(seconds: float = 2.0) -> float:
+    """fp32 matrix-multiply throughput (GFLOP/s) right now: the machine's speed varies from run to
+    run, so results carry it to be comparable."""
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return round(count * 2 * 512**3 / (time.perf_counter() - start) / 1e9, 1)
 
 
 def main() -> None:
@@ -40,6 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    probe_before = machine_probe()
     real = pd.read_csv(args.data, header=0, skipinitialspace=True)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     generator = LMGenerator(**overrides)
@@ -59,6 +70,7 @@ def main() -> None:
     result = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
+        "matmul_gflops_before_after": [probe_before, machine_probe()],
         "command": "python " + " ".join(sys.argv),
         "config": generator.config.to_dict(),
         "train_rows": len(real),

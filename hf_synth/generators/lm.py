@@ -77,7 +77,7 @@ class LMGeneratorConfig(GeneratorConfig):
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_target_modules: list | None = None
-    n_layer: int = 4
+    n_layer: int = 3
     n_embd: int = 128
     n_head: int = 4
     dropout: float = 0.1
@@ -216,7 +216,7 @@ class LMGenerator(BaseGenerator):
         self.grammar = RecordGrammar(schema, vocab, self.text_limits)
         self.training_info = {
             "rows": data.num_rows, "train_rows": len(train_rows), "validation_rows": n_val,
-            "fingerprint": schema.fingerprint, "dataset": dataset if isinstance(dataset, str) else None,
+            "fingerprint": schema.fingerprint, "dataset": _dataset_name(dataset),
             "epochs": result.epochs, "steps": result.steps, "best_validation_loss": round(result.best_val_loss, 5),
             "stopped_early": result.stopped_early, "fit_seconds": round(result.seconds, 1),
             "parameters": sum(p.numel() for p in model.parameters()), "history": result.history,
@@ -360,6 +360,15 @@ class LMGenerator(BaseGenerator):
             raise GeneratorLoadError(f"cannot load the generator in {directory}: {err}") from None
         self.model.eval()
         self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
+
+
+def _dataset_name(dataset: Any) -> str | None:
+    """What the model card may say about the training data: a Hub id, or a local file's base name
+    (never a local path, which can be private)."""
+    if not isinstance(dataset, (str, os.PathLike)):
+        return None
+    dataset = str(dataset)
+    return os.path.basename(os.path.normpath(dataset)) if os.path.exists(dataset) else dataset
 
 
 def _cpu_has_native_bf16() -> bool:
