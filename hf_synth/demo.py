@@ -32,7 +32,7 @@ def run_demo(out: str = "hf-synth-demo", rows: int = 5, epochs: int | None = Non
     synthetic = generator.sample(rows, seed=0, progress=False)
     print(f"{rows} synthetic rows ({generator.last_report}):")
     print(synthetic.to_pandas()[DEMO_COLUMNS].to_string(index=False), "\n")
-    women = generator.sample(rows, conditions={"sex": "Female", "income": ">50K"}, seed=0, progress=False)
+    women = generator.sample(rows, conditions={"sex": "Female", "income": ">50K"}, seed=1, progress=False)
     print(f"{rows} rows conditioned on sex=Female, income=>50K:")
     print(women.to_pandas()[DEMO_COLUMNS].to_string(index=False), "\n")
     generator.save_pretrained(out)
