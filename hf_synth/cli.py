@@ -37,7 +37,7 @@ def _conditions(items: Sequence[str] | None) -> dict[str, Any] | None:
 
 
 class _UsageError(Exception):
-    pass
+    """A command-line argument the library never sees is wrong."""
 
 
 def _build_parser() -> argparse.ArgumentParser:

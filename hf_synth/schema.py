@@ -22,7 +22,8 @@ Inference rules (applied per column, recursively inside dicts and lists):
    :data:`MAX_DISCRETE_NUMBERS` distinct values, in which case they are categorical (a handful of
    codes is better modelled as one token each than as digits). The dtype is kept either way.
 3. String columns (for example a CSV read as strings):
-   - at most :data:`MAX_DISCRETE_NUMBERS` distinct values -> categorical;
+   - at most :data:`MAX_DISCRETE_NUMBERS` distinct values, each at most :data:`MAX_CATEGORY_CHARS`
+     characters -> categorical;
    - every value is a canonical integer (``str(int(v)) == v``) or every value is a decimal with the
      same number of decimals -> numeric, written back as a string of the same form;
    - at most :data:`MAX_CATEGORIES` distinct values, each at most :data:`MAX_CATEGORY_CHARS`
