@@ -67,8 +67,27 @@ class NumberFormat:
             allowed, complete = _scientific_step(prefix, self.MAX_SCIENTIFIC_CHARS)
             allowed = "".join(c for c in allowed if self._finite(prefix + c))
             return allowed, complete and self._finite(prefix)
-        allowed = "".join(c for c in self._candidates(prefix) if self._feasible(prefix + c))
+        candidates = self._candidates(prefix)
+        negative, integer, dot, _ = self._split(prefix)
+        if integer and integer != "0" and not dot:
+            # a digit extends the integer part: the feasible digits follow from the range directly
+            digits = self._integer_digits(negative, int(integer), len(integer))
+            allowed = "".join(c for c in candidates if c in digits or (c == "." and self._feasible(prefix + c)))
+        else:
+            allowed = "".join(c for c in candidates if self._feasible(prefix + c))
         return allowed, self._complete(prefix)
+
+    def _integer_digits(self, negative: bool, head: int, length: int) -> set[str]:
+        """Digits d for which the integer part ``head * 10 + d`` (plus any further digits and the
+        decimals) can still end inside the range; one range per count of further digits."""
+        low, high = (-self.high, -self.low) if negative else (self.low, self.high)
+        digits: set[str] = set()
+        for extra in range(self.max_int_digits - length):
+            unit = 10**extra * 10**self.decimals  # magnitudes covered by one value of the new head
+            first = max(0, -(-(low + 1) // unit) - 1 - head * 10)  # (h + 1) * unit - 1 >= low
+            last = min(9, high // unit - head * 10)  # h * unit <= high
+            digits.update(str(d) for d in range(first, last + 1))
+        return digits
 
     def _finite(self, prefix: str) -> bool:
         """Whether a scientific-notation prefix can still end in a finite number of the column's
