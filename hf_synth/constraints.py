@@ -33,7 +33,7 @@ from transformers import LogitsProcessor
 
 from .codec import RecordCodec, parse_number
 from .errors import HFSynthError
-from .schema import FieldSchema, RecordSchema, child_path, item_path, path_name
+from .schema import FieldSchema, RecordSchema, child_path, item_path, iter_paths, path_name
 from .tokenizer import NUMBER_CHARS, NUMBER_START_CHARS, PieceVocab, field_at
 
 State = tuple
@@ -226,6 +226,7 @@ class RecordGrammar:
         self._transitions: dict[tuple[int, int], int] = {}
         self._char_of = {vocab.char_id(c): c for c in NUMBER_CHARS}
         self._number_masks: dict[tuple, int] = {}
+        self._token_events: dict[int, tuple] | None = None
 
     # ------------------------------------------------------------------ public API
     def initial_state(self, natural_order: bool = False, nonnull: Iterable[str] = ()) -> int:
@@ -331,7 +332,7 @@ class RecordGrammar:
         return builder.record
 
     def _events_of_tokens(self) -> dict[int, tuple]:
-        events = self.__dict__.get("_token_events")
+        events = self._token_events
         if events is None:
             tokenizer = self.vocab
             events = {tokenizer.char_id(c): ("char", c) for c in NUMBER_CHARS}
@@ -527,8 +528,6 @@ class RecordGrammar:
 
 def _all_pieces(schema: RecordSchema, vocab_keyed: bool) -> Iterable[tuple]:
     """Every structural, key and category piece of a schema."""
-    from .schema import iter_paths
-
     yield ("open", "")
     yield ("close", "")
     for kind in ("null", "str_open", "str_close", "list_open", "list_sep", "list_close"):
@@ -557,8 +556,6 @@ def _steps_to_plain(moves: list[dict[int, int]]) -> list[float]:
 
 
 def _numeric_paths(schema: RecordSchema) -> Iterable[tuple[str, FieldSchema]]:
-    from .schema import iter_paths
-
     return [(p, fs) for p, fs in iter_paths(schema.fields) if fs.kind == "numeric"]
 
 

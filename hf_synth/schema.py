@@ -255,17 +255,14 @@ def _infer_field(path: str, feature: Any, values: list, warnings: list[str]) -> 
             for key, sub in feature.items():
                 _infer_field(f"{path}.{key}", sub, [None], [])
             return _always_missing(path, None, warnings)
-        rows = [v for v in values]
         fields = {}
         for key, sub in feature.items():
-            sub_values = [row.get(key) if row is not None else None for row in rows]
+            sub_values = [row.get(key) if row is not None else None for row in values]
             fields[key] = _infer_field(f"{path}.{key}", sub, sub_values, warnings)
         return FieldSchema(kind="struct", fields=fields, **base)
 
     if isinstance(feature, (datasets.List, datasets.LargeList)) or type(feature).__name__ == "Sequence":
         inner = feature.feature
-        if isinstance(inner, dict) and not isinstance(inner, datasets.Features):
-            inner = inner
         if not present:
             _infer_field(f"{path}[]", inner, [None], [])
             return _always_missing(path, None, warnings)

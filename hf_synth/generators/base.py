@@ -11,6 +11,7 @@ import abc
 import dataclasses
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any, ClassVar
 
@@ -189,8 +190,6 @@ class BaseGenerator(abc.ABC):
                 f.write(self.model_card())
             replace_directory(tmp, directory)
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return directory

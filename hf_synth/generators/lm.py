@@ -149,6 +149,7 @@ class LMGenerator(BaseGenerator):
         self.max_new_tokens = 0
         self.hf_tokenizer = None
         self.source: dict | None = None
+        self._bf16_model: tuple[torch.nn.Module, torch.nn.Module] | None = None  # (source, copy)
 
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Any, *, checkpoint_dir: str | None = None, progress: bool = True, **load_kwargs: Any) -> "LMGenerator":
@@ -316,7 +317,7 @@ class LMGenerator(BaseGenerator):
             dtype = "bfloat16" if small and device.type == "cpu" and _cpu_has_native_bf16() else "float32"
         if dtype == "float32" or next(self.model.parameters()).dtype == torch.bfloat16:
             return self.model
-        cached = self.__dict__.get("_bf16_model")
+        cached = self._bf16_model
         if cached is None or cached[0] is not self.model:
             import copy
 
