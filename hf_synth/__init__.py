@@ -30,6 +30,10 @@ _LAZY = {
     "SchemaError": "hf_synth.errors",
     "ConditionError": "hf_synth.errors",
     "GeneratorLoadError": "hf_synth.errors",
+    "evaluate": "hf_synth.evaluation.report",
+    "Report": "hf_synth.evaluation.report",
+    "EvaluationError": "hf_synth.evaluation.data",
+    "curate": "hf_synth.curation",
 }
 
 __all__ = sorted(_LAZY)
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from .io import load_input
     from .sampling import SamplingReport
     from .schema import RecordSchema
+    from .curation import curate
+    from .evaluation.data import EvaluationError
+    from .evaluation.report import Report, evaluate
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``hf-synth`` command line: fit, sample, push and an offline demo.
+"""The ``hf-synth`` command line: fit, sample, evaluate, curate, push and an offline demo.
 
 User errors (bad data, bad arguments, an existing output, a broken generator) print one line and
 exit with status 2; the CLI calls only the public Python API.
@@ -73,6 +73,33 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output file: .csv, .jsonl or .parquet")
     sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     sample.add_argument("--no-progress", action="store_true")
+    _add_curation_arguments(sample, after_sampling=True)
+
+    evaluate = commands.add_parser("evaluate", help="measure a synthetic split against real data (report.json, report.md, PNGs)")
+    evaluate.add_argument("--real", required=True, help="the real (training) data: Hub dataset id, saved dataset directory or file")
+    evaluate.add_argument("--synthetic", required=True, help="the synthetic data, in any of the same forms (or a .jsonl of raw generations)")
+    evaluate.add_argument("--holdout", default=None, help="real rows the generator never saw (test split): DCR, membership inference, utility test set")
+    evaluate.add_argument("--target", default=None, help="column to predict for the utility section")
+    evaluate.add_argument("--metrics", default=None, help="comma-separated sections (default: all)")
+    evaluate.add_argument("--encoder", default=None, help="sentence encoder (Hub id or local path) for the embedding metrics")
+    evaluate.add_argument("--column-kind", action="append", default=[], metavar="COLUMN=KIND",
+                          help="override a column's role: numerical, categorical, text or nested (repeatable)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--max-rows", type=int, default=20_000, help="rows per side for detection, privacy and high-order metrics")
+    evaluate.add_argument("--no-plots", action="store_true")
+    evaluate.add_argument("--attach-to", default=None, metavar="GENERATOR_DIR",
+                          help="also save the report into this generator directory (its model card gets the evaluation section)")
+    evaluate.add_argument("--out", required=True, help="directory for report.json, report.md and the figures")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    evaluate.add_argument("--no-progress", action="store_true")
+
+    curate = commands.add_parser("curate", help="drop invalid, duplicate, too-close-to-training or low-scoring synthetic rows")
+    curate.add_argument("--synthetic", required=True, help="the synthetic rows (dataset id, directory or file)")
+    curate.add_argument("--out", required=True, help="output file: .csv, .jsonl or .parquet")
+    curate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    curate.add_argument("--schema-from", default=None, metavar="DATA_OR_GENERATOR",
+                        help="for --drop-invalid: a generator directory / Hub id, or data to learn the schema from (default: --train)")
+    _add_curation_arguments(curate, after_sampling=False)
 
     push = commands.add_parser("push", help="upload a saved generator to the Hub")
     push.add_argument("directory")
@@ -86,6 +113,62 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None)
     demo.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
+
+
+def _add_curation_arguments(parser: argparse.ArgumentParser, *, after_sampling: bool) -> None:
+    group = parser.add_argument_group("curation" + (" (rejected rows are sampled again)" if after_sampling else ""))
+    if not after_sampling:
+        group.add_argument("--drop-invalid", action="store_true", help="drop rows that violate the schema")
+    group.add_argument("--train", default=None, help="training data: duplicates of it and rows too close to it are dropped")
+    group.add_argument("--drop-duplicates", action="store_true", help="drop exact duplicates (within the set and of --train)")
+    group.add_argument("--near-duplicates", type=float, default=None, metavar="JACCARD",
+                       help="drop near duplicates at this MinHash similarity (within the set and of --train)")
+    group.add_argument("--min-distance", type=float, default=None, help="drop rows this close to a --train record (or closer)")
+    group.add_argument("--distance-quantile", type=float, default=None,
+                       help="drop rows closer to a --train record than this quantile of train-to-train distances")
+    group.add_argument("--min", action="append", default=[], metavar="COLUMN=VALUE", help="keep rows with COLUMN >= VALUE (repeatable)")
+    group.add_argument("--max", action="append", default=[], metavar="COLUMN=VALUE", help="keep rows with COLUMN <= VALUE (repeatable)")
+    group.add_argument("--curation-report", default=None, metavar="FILE", help="write what curation removed as JSON")
+
+
+def _bounds(items: Sequence[str], flag: str) -> dict[str, float]:
+    bounds = {}
+    for item in items:
+        column, _, value = item.partition("=")
+        try:
+            bounds[column.strip()] = float(value)
+        except ValueError:
+            raise _UsageError(f"{flag} expects COLUMN=NUMBER, got {item!r}") from None
+    return bounds
+
+
+def _curation_steps(args: argparse.Namespace, schema: Any = None) -> list:
+    from .curation import DropCloseToTraining, DropDuplicates, DropInvalid, DropNearDuplicates, Threshold
+
+    steps: list = []
+    if getattr(args, "drop_invalid", False):
+        steps.append(DropInvalid(schema))
+    if args.drop_duplicates:
+        steps.append(DropDuplicates(reference=args.train))
+    if args.near_duplicates is not None:
+        steps.append(DropNearDuplicates(reference=args.train, threshold=args.near_duplicates))
+    if args.min_distance is not None or args.distance_quantile is not None:
+        if args.train is None:
+            raise _UsageError("--min-distance / --distance-quantile need --train")
+        steps.append(DropCloseToTraining(args.train, min_distance=args.min_distance, quantile=args.distance_quantile, schema=schema))
+    lower, upper = _bounds(args.min, "--min"), _bounds(args.max, "--max")
+    for column in dict.fromkeys([*lower, *upper]):
+        steps.append(Threshold(column, min=lower.get(column), max=upper.get(column)))
+    return steps
+
+
+def _write_curation_report(path: str | None, report: Any) -> None:
+    if path is None or report is None:
+        return
+    from .io import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report.to_dict(), f, indent=2)
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -128,9 +211,73 @@ def _sample(args: argparse.Namespace) -> None:
     conditions = _conditions(args.condition)
     generator = AutoGenerator.from_pretrained(args.generator, revision=args.revision)
     options = {k: v for k, v in (("batch_size", args.batch_size), ("temperature", args.temperature)) if v is not None}
+    steps = _curation_steps(args, generator.schema)
     generator.sample(args.num_rows, conditions=conditions, seed=args.seed, output=args.out,
-                     overwrite=args.overwrite, progress=not args.no_progress, **options)
+                     overwrite=args.overwrite, progress=not args.no_progress, curation=steps or None, **options)
     print(f"wrote {args.out}: {generator.last_report}")
+    if steps:
+        print(generator.last_curation_report)
+        _write_curation_report(args.curation_report, generator.last_curation_report)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from . import evaluate
+
+    if os.path.exists(args.out) and not args.overwrite:
+        raise _UsageError(f"{args.out} exists; pass --overwrite to replace it")
+    kinds = {}
+    for item in args.column_kind:
+        column, sep, kind = item.partition("=")
+        if not sep:
+            raise _UsageError(f"--column-kind expects COLUMN=KIND, got {item!r}")
+        kinds[column.strip()] = kind.strip()
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    generator = None
+    if args.attach_to is not None:
+        from . import AutoGenerator
+
+        generator = AutoGenerator.from_pretrained(args.attach_to)  # fail before the long work
+    report = evaluate(args.real, args.synthetic, holdout=args.holdout, target=args.target, metrics=metrics,
+                      encoder=args.encoder, column_kinds=kinds or None, seed=args.seed, max_rows=args.max_rows,
+                      plots=not args.no_plots, progress=not args.no_progress)
+    report.save(args.out, overwrite=args.overwrite)
+    print(repr(report))
+    print(f"wrote {args.out}/report.json, report.md" + (f" and {len(report.figures)} figures" if report.figures else ""))
+    if generator is not None:
+        generator.evaluation = report
+        generator.save_pretrained(args.attach_to)
+        print(f"attached the report to {args.attach_to}")
+
+
+def _curate(args: argparse.Namespace) -> None:
+    from .curation import curate
+    from .io import check_output_path, load_input, write_dataset
+
+    check_output_path(args.out, args.overwrite)
+    schema = None
+    if args.drop_invalid:
+        source = args.schema_from or args.train
+        if source is None:
+            raise _UsageError("--drop-invalid needs --schema-from or --train")
+        schema = _schema_from(source)
+    steps = _curation_steps(args, schema)
+    if not steps:
+        raise _UsageError("no curation step chosen (--drop-invalid, --drop-duplicates, --near-duplicates, --min-distance, ...)")
+    curated, report = curate(load_input(args.synthetic), steps)
+    write_dataset(curated, args.out, args.overwrite)
+    print(report)
+    _write_curation_report(args.curation_report, report)
+
+
+def _schema_from(source: str) -> Any:
+    """The schema of a saved generator directory, or learnt from data."""
+    from . import AutoGenerator
+    from .io import load_input
+    from .schema import RecordSchema
+
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, "generator_config.json")):
+        return AutoGenerator.from_pretrained(source).schema
+    return RecordSchema.from_dataset(load_input(source))
 
 
 def _push(args: argparse.Namespace) -> None:
@@ -155,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import HFSynthError
 
     transformers_logging.disable_progress_bar()  # weight loading / saving bars would drown ours
-    handlers = {"fit": _fit, "sample": _sample, "push": _push, "demo": _demo}
+    handlers = {"fit": _fit, "sample": _sample, "evaluate": _evaluate, "curate": _curate, "push": _push, "demo": _demo}
     try:
         handlers[args.command](args)
     except (HFSynthError, _UsageError) as err:

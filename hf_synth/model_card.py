@@ -45,7 +45,20 @@ def generator_card(generator: "BaseGenerator") -> str:
     ]
     dataset = training.get("dataset")
     model = config.get("model")
-    evaluation = sorted((generator.evaluation or {}).items())
+    report = generator.evaluation
+    evaluation = None
+    if report is not None:
+        from .evaluation.markdown import FIGURE_TITLES
+
+        rows = report.results.get("rows", {})
+        evaluation = {
+            "headline": report.headline(),
+            "rows": rows,
+            "target": report.get("settings.target"),
+            "figures": [(FIGURE_TITLES.get(name, name), f"evaluation/{name}.png") for name in report.figures],
+            "notes": report.results.get("notes", []),
+            "skipped": sorted(report.results.get("skipped", {}).items()),
+        }
     return render_model_card(
         "generator_card.md",
         title=f"hf_synth {type(generator).__name__}" + (f" for {dataset}" if dataset else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import datasets
@@ -86,3 +87,69 @@ def test_demo_runs_offline(tmp_path, capsys):
     assert "3 synthetic rows" in printed and "sex=Female" in printed and os.path.abspath(out) in printed
     assert os.path.isfile(os.path.join(out, "model", "model.safetensors"))
     assert main(["demo", "--out", out]) == 2  # refuses to overwrite
+
+
+# ---------------------------------------------------------------------------- evaluate and curate
+
+
+@pytest.fixture(scope="module")
+def real_and_synthetic(small_csv, generator_dir, tmp_path_factory) -> tuple[str, str]:
+    folder = tmp_path_factory.mktemp("eval")
+    real = str(folder / "real.csv")
+    datasets.load_dataset("csv", data_files=small_csv, split="train").select_columns(["age", "sex", "education", "income"]).to_csv(real, index=False)
+    synthetic = str(folder / "synthetic.csv")
+    assert main(["sample", generator_dir, "-n", "80", "--seed", "0", "--no-progress", "--out", synthetic]) == 0
+    return real, synthetic
+
+
+def test_evaluate_writes_report_and_attaches_it(real_and_synthetic, generator_dir, tmp_path, capsys):
+    real, synthetic = real_and_synthetic
+    out = str(tmp_path / "report")
+    code = main(["evaluate", "--real", real, "--synthetic", synthetic, "--target", "income", "--no-progress",
+                 "--metrics", "fidelity,utility,privacy", "--out", out, "--attach-to", generator_dir])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(open(os.path.join(out, "report.json")).read())
+    assert report["validity"] == 1.0
+    assert 0.0 <= report["shape_error"] <= 100.0
+    assert set(report["utility"]) >= {"synthetic", "real", "gap"}
+    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == ["dcr.png", "marginals.png", "pair_trends.png"]
+    card = open(os.path.join(generator_dir, "README.md")).read()
+    assert "| validity | 100.00 % | 100 % |" in card
+    assert "![Real vs synthetic marginals](evaluation/marginals.png)" in card
+    assert os.path.isfile(os.path.join(generator_dir, "evaluation", "marginals.png"))
+    # an existing --out needs --overwrite
+    assert main(["evaluate", "--real", real, "--synthetic", synthetic, "--out", out]) == 2
+    assert "exists" in _error(capsys)
+
+
+def test_evaluate_bad_input_exits_2(real_and_synthetic, tmp_path, capsys):
+    real, _ = real_and_synthetic
+    other = tmp_path / "other.csv"
+    other.write_text("colour,size\nred,3\n")
+    assert main(["evaluate", "--real", real, "--synthetic", str(other), "--out", str(tmp_path / "r")]) == 2
+    assert "share no column" in _error(capsys)
+    assert main(["evaluate", "--real", real, "--synthetic", real, "--target", "salary", "--out", str(tmp_path / "r")]) == 2
+    assert "salary" in _error(capsys)
+    assert not os.path.exists(tmp_path / "r")
+
+
+def test_curate_removes_copies_of_training_rows(real_and_synthetic, tmp_path, capsys):
+    real, synthetic = real_and_synthetic
+    mixed = str(tmp_path / "mixed.csv")
+    rows = datasets.load_dataset("csv", data_files=[synthetic, real], split="train")
+    rows.to_csv(mixed, index=False)
+    out = str(tmp_path / "curated.csv")
+    log = str(tmp_path / "curation.json")
+    code = main(["curate", "--synthetic", mixed, "--train", real, "--drop-invalid", "--drop-duplicates",
+                 "--min", "age=20", "--out", out, "--curation-report", log])
+    assert code == 0, capsys.readouterr().err
+    curated = datasets.load_dataset("csv", data_files=out, split="train")
+    real_rows = {tuple(r.values()) for r in datasets.load_dataset("csv", data_files=real, split="train").to_list()}
+    assert not any(tuple(r.values()) in real_rows for r in curated.to_list())
+    assert min(curated["age"]) >= 20
+    summary = json.loads(open(log).read())
+    assert summary["output_rows"] == curated.num_rows
+    assert summary["input_rows"] == rows.num_rows
+    assert "kept" in capsys.readouterr().out
+    assert main(["curate", "--synthetic", mixed, "--out", str(tmp_path / "x.csv")]) == 2
+    assert "no curation step" in _error(capsys)

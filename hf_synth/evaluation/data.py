@@ -48,7 +48,8 @@ class EvaluationData:
             indices become their names), missing values are ``None`` / ``NaN``.
         real_records, synthetic_records, holdout_records: The same rows as dicts (nested values kept).
         validity: ``{"score", "valid_rows", "invalid_rows", "total_rows", "reasons"}``; ``reasons``
-            counts the violations by column (``"<json>"`` for lines that are not JSON objects).
+            counts invalid rows by the column at fault (``"<json>"``: not a JSON object;
+            ``"<record>"``: missing or unknown keys).
         invalid_examples: Up to five invalid synthetic rows with their first violation.
     """
 
@@ -250,13 +251,19 @@ def _validate(schema: RecordSchema, rows: list) -> tuple[list[dict], Counter, li
         else:
             problems = schema.validate(_normalise(schema, row))
         if problems:
-            for problem in problems:
-                reasons[problem.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0] if ":" in problem else "<record>"] += 1
+            reasons.update({_where(problem) for problem in problems})
             if len(examples) < 5:
                 examples.append({"row": index, "problem": problems[0]})
         else:
             valid.append(_normalise(schema, row))
     return valid, reasons, examples
+
+
+def _where(problem: str) -> str:
+    """The column a violation message names (``"<record>"`` for missing / unknown keys)."""
+    if ":" not in problem:
+        return "<record>"
+    return problem.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0]
 
 
 def _normalise(schema: RecordSchema, row: dict) -> dict:

@@ -40,6 +40,8 @@ from ..schema import RecordSchema
 logger = logging.getLogger(__name__)
 GENERATORS: dict[str, type["BaseGenerator"]] = {}
 FORMAT_VERSION = 1
+#: Sub-folder of a saved generator holding its evaluation report (report.json, report.md, PNGs).
+EVALUATION_DIR = "evaluation"
 
 
 def register(cls: type["BaseGenerator"]) -> type["BaseGenerator"]:
@@ -66,8 +68,10 @@ class BaseGenerator(abc.ABC):
         self.config = config
         self.schema: RecordSchema | None = None
         self.training_info: dict[str, Any] = {}
-        self.evaluation: dict[str, Any] | None = None
+        #: The :class:`~hf_synth.evaluation.Report` saved with the generator and shown in its model card.
+        self.evaluation: Any = None
         self.last_report: SamplingReport | None = None
+        self.last_curation_report: Any = None
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -99,6 +103,8 @@ class BaseGenerator(abc.ABC):
         seed: int | None = None,
         output: str | None = None,
         overwrite: bool = False,
+        curation: list | None = None,
+        max_rounds: int = 10,
         **options: Any,
     ) -> datasets.Dataset:
         """Sample synthetic rows as a `datasets.Dataset` with the training data's Features.
@@ -110,6 +116,11 @@ class BaseGenerator(abc.ABC):
             seed: The same seed gives the same rows on the same machine (default: the config's seed).
             output: Also write the rows to this ``.csv`` / ``.jsonl`` / ``.parquet`` file.
             overwrite: Replace ``output`` if it exists.
+            curation: :mod:`hf_synth.curation` steps applied to the sampled rows; rejected rows are
+                sampled again (with their conditions) for up to ``max_rounds`` rounds, and
+                ``last_curation_report`` says what was removed and why. Rows still rejected after
+                the last round are left out, with a warning.
+            max_rounds: Sampling rounds allowed when ``curation`` rejects rows.
             **options: Decoding options of the generator (``batch_size``, ``temperature``, ...).
 
         Example:
@@ -120,8 +131,42 @@ class BaseGenerator(abc.ABC):
             check_output_path(output, overwrite)
         rows = condition_rows(self.schema, conditions, num_rows)
         seed = self.config.seed if seed is None else seed
-        records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
+        if curation:
+            records, report = self._sample_curated(rows, seed, curation, max_rounds, options)
+        else:
+            records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
         return self._finish(records, report, output, overwrite)
+
+    def _sample_curated(self, rows: list[dict], seed: int, steps: list, max_rounds: int,
+                        options: dict[str, Any]) -> tuple[list[dict], SamplingReport]:
+        """Sample, curate, and sample again the rows curation rejected (round ``r`` uses ``seed + r``)."""
+        from ..curation import CurationReport, check_steps, surviving
+
+        steps = check_steps(steps)
+        if max_rounds < 1:
+            raise HFSynthError(f"max_rounds must be >= 1, got {max_rounds}")
+        for step in steps:
+            step.reset()
+        curation_report = CurationReport()
+        total = SamplingReport(len(rows), 0, 0, 0.0)
+        found: list[dict | None] = [None] * len(rows)
+        pending = list(range(len(rows)))
+        for round_ in range(max_rounds):
+            sampled, report = self._sample_rows([rows[i] for i in pending], seed=seed + round_, nonnull=None, **options)
+            total.produced += report.produced
+            total.retried += report.retried
+            total.seconds += report.seconds
+            passed = set(surviving(sampled, steps, curation_report))
+            for j in passed:
+                found[pending[j]] = sampled[j]
+            pending = [row for j, row in enumerate(pending) if j not in passed]
+            if not pending:
+                break
+        if pending:
+            logger.warning("curation rejected %d of %d rows in all %d rounds; returning %d rows",
+                           len(pending), len(rows), max_rounds, len(rows) - len(pending))
+        self.last_curation_report = curation_report
+        return [r for r in found if r is not None], total
 
     def impute(self, dataset: Any, *, seed: int | None = None, output: str | None = None,
                overwrite: bool = False, **options: Any) -> datasets.Dataset:
@@ -155,10 +200,33 @@ class BaseGenerator(abc.ABC):
         logger.info("sampling: %s", report)
         columns = list(self.schema.fields)
         records = [{c: r[c] for c in columns} for r in records]
-        dataset = datasets.Dataset.from_list(records, features=self.schema.features)
+        if records:
+            dataset = datasets.Dataset.from_list(records, features=self.schema.features)
+        else:  # curation may reject every row; from_list cannot build an empty table
+            dataset = datasets.Dataset.from_dict({c: [] for c in columns}, features=self.schema.features)
         if output is not None:
             write_dataset(dataset, output, overwrite)
         return dataset
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, real: Any, *, num_rows: int | None = None, holdout: Any = None, target: str | None = None,
+                 seed: int | None = None, sample_options: dict[str, Any] | None = None, **evaluate_options: Any) -> Any:
+        """Sample ``num_rows`` (default: as many as ``real`` has), evaluate them against ``real`` with
+        :func:`hf_synth.evaluate`, and keep the report in :attr:`evaluation`, so that
+        ``save_pretrained`` / ``push_to_hub`` publish it with the model card.
+
+        Example:
+            >>> report = generator.evaluate("adult_train.csv", holdout="adult_test.csv", target="income")
+            >>> generator.push_to_hub("user/adult-generator")  # card with the evaluation section
+        """
+        from ..evaluation.report import evaluate
+
+        self._check_fitted()
+        real_data = load_input(real)
+        synthetic = self.sample(num_rows or real_data.num_rows, seed=seed, **(sample_options or {}))
+        self.evaluation = evaluate(real_data, synthetic, holdout=holdout, target=target, schema=self.schema,
+                                   seed=self.config.seed if seed is None else seed, **evaluate_options)
+        return self.evaluation
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str) -> str:
@@ -174,6 +242,9 @@ class BaseGenerator(abc.ABC):
             with open(os.path.join(tmp, SCHEMA_FILE), "w", encoding="utf-8") as f:
                 f.write(self.schema.to_json())
             extra = self._save_components(tmp)
+            if self.evaluation is not None:
+                os.makedirs(os.path.join(tmp, EVALUATION_DIR))
+                self.evaluation.write_files(os.path.join(tmp, EVALUATION_DIR))
             meta = {
                 "generator_class": type(self).__name__,
                 "method": self.method,
@@ -181,7 +252,7 @@ class BaseGenerator(abc.ABC):
                 "hf_synth_version": __version__,
                 "config": self.config.to_dict(),
                 "training": self.training_info,
-                "evaluation": self.evaluation,
+                "evaluation": self.evaluation.summary() if self.evaluation is not None else None,
                 **extra,
                 "files": hash_files(tmp),
             }
@@ -214,7 +285,10 @@ class BaseGenerator(abc.ABC):
         except (KeyError, TypeError, ValueError) as err:
             raise GeneratorLoadError(f"corrupted {SCHEMA_FILE} in {path_or_repo_id}: {err}") from None
         generator.training_info = meta.get("training", {})
-        generator.evaluation = meta.get("evaluation")
+        if os.path.isfile(os.path.join(directory, EVALUATION_DIR, "report.json")):
+            from ..evaluation.report import Report
+
+            generator.evaluation = Report.load(os.path.join(directory, EVALUATION_DIR))
         generator._load_components(directory, meta)
         generator.source = {"path_or_repo_id": str(path_or_repo_id), "revision": revision}
         return generator
