@@ -50,10 +50,9 @@ def generator_card(generator: "BaseGenerator") -> str:
     if report is not None:
         from .evaluation.markdown import FIGURE_TITLES
 
-        rows = report.results.get("rows", {})
         evaluation = {
             "headline": report.headline(),
-            "rows": rows,
+            "rows": report.results.get("rows", {}),
             "target": report.get("settings.target"),
             "figures": [(FIGURE_TITLES.get(name, name), f"evaluation/{name}.png") for name in report.figures],
             "notes": report.results.get("notes", []),
