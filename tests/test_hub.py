@@ -49,3 +49,26 @@ def test_push_to_hub_uploads_a_loadable_generator(generator, tmp_path, monkeypat
 def test_offline_hub_id_gives_clear_error():
     with pytest.raises(GeneratorLoadError, match="cannot be reached|no Hub repo"):
         AutoGenerator.from_pretrained("someone/not-cached-generator")
+
+
+def test_evaluated_generator_pushes_its_report_and_card(generator, tmp_path, monkeypatch):
+    uploaded = tmp_path / "uploaded"
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, *, folder_path, repo_id, **kwargs: shutil.copytree(folder_path, uploaded))
+    real = load_demo_dataset().select(range(60)).select_columns(["age", "sex", "income"])
+    holdout = load_demo_dataset().select(range(60, 120)).select_columns(["age", "sex", "income"])
+    report = generator.evaluate(real, holdout=holdout, target="income", seed=0,
+                                metrics=["fidelity", "utility", "privacy"], progress=False)
+    assert report["rows"]["synthetic"] == 60
+    try:
+        generator.push_to_hub("me/adult")
+    finally:
+        generator.evaluation = None
+    files = set(os.listdir(uploaded / "evaluation"))
+    assert {"report.json", "report.md", "marginals.png", "pair_trends.png", "dcr.png"} <= files
+    card = (uploaded / "README.md").read_text()
+    assert "## Evaluation" in card and "![Distance to the closest training record](evaluation/dcr.png)" in card
+    assert f"| column shape error | {report['shape_error']:.2f} % | 0 % |" in card
+    loaded = AutoGenerator.from_pretrained(str(uploaded))
+    assert loaded.evaluation.to_dict() == report.to_dict()
+    assert loaded.evaluation.figures == report.figures

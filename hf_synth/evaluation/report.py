@@ -35,7 +35,8 @@ SECTIONS = ("fidelity", "detection", "utility", "privacy", "highorder", "diversi
 HEADLINE = (
     ("validity", "validity", "100 %", "percent"),
     ("shape_error", "column shape error", "0 %", "percent_points"),
-    ("trend_error", "column pair trend error", "0 %", "percent_points"),
+    ("trend_error", "column pair trend error, all pairs (TabSyn protocol)", "0 %", "percent_points"),
+    ("trend_error_associated", "column pair trend error, associated pairs (SDMetrics QualityReport)", "0 %", "percent_points"),
     ("c2st.logistic", "detection (C2ST), logistic regression", "1", "score"),
     ("c2st.gradient_boosting", "detection (C2ST), gradient boosting", "1", "score"),
     ("utility.synthetic.{metric}", "utility: {metric} trained on synthetic", "as real", "score"),
@@ -54,7 +55,7 @@ class Report:
     """The result of :func:`evaluate`: JSON-native figures plus PNG figures.
 
     ``report.to_dict()`` has stable keys (documented in the README): ``validity``, ``shape_error``,
-    ``trend_error``, ``c2st`` (``logistic``, ``gradient_boosting``), ``utility`` (``synthetic``,
+    ``trend_error``, ``trend_error_associated``, ``c2st`` (``logistic``, ``gradient_boosting``), ``utility`` (``synthetic``,
     ``real``, ``gap``), ``dcr_share``, ``exact_copy_rate``, ``membership_inference_auc``,
     ``alpha_precision``, ``beta_recall``, the per-section details, ``skipped`` and ``notes``.
     """
@@ -290,6 +291,7 @@ def _fidelity(ctx: _Context, results: dict) -> None:
     if len(ctx.table_columns()) >= 2:
         trends = column_pair_trends(data.real, data.synthetic, data.kinds)
         results["trend_error"] = trends["error"]
+        results["trend_error_associated"] = trends["associated_error"]
         results["column_pair_trends"] = trends
     else:
         results["notes"].append("one table column only: no column pair trends")
@@ -356,16 +358,19 @@ def _highorder(ctx: _Context, results: dict) -> None:
 
 
 def _texts(ctx: _Context) -> dict[str, tuple[list[str], list[str]]]:
-    """What the text metrics look at: each text column, and whole records as JSON lines."""
-    data = ctx.data
-    texts = {}
-    for name in data.columns("text"):
-        texts[name] = ([v for v in data.real[name] if v is not None], [v for v in data.synthetic[name] if v is not None])
-    texts["<record>"] = (
-        [json.dumps(r, ensure_ascii=False, default=str) for r in data.real_records],
-        [json.dumps(r, ensure_ascii=False, default=str) for r in data.synthetic_records],
-    )
-    return texts
+    """What the text metrics look at, as (real, synthetic) texts: each text column, and whole
+    records as JSON lines (built once, shared by the diversity, complexity and embedding sections)."""
+    if "texts" not in ctx.cache:
+        data = ctx.data
+        texts = {}
+        for name in data.columns("text"):
+            texts[name] = ([v for v in data.real[name] if v is not None], [v for v in data.synthetic[name] if v is not None])
+        texts["<record>"] = (
+            [json.dumps(r, ensure_ascii=False, default=str) for r in data.real_records],
+            [json.dumps(r, ensure_ascii=False, default=str) for r in data.synthetic_records],
+        )
+        ctx.cache["texts"] = texts
+    return ctx.cache["texts"]
 
 
 def _diversity(ctx: _Context, results: dict) -> None:
@@ -383,8 +388,9 @@ def _complexity(ctx: _Context, results: dict) -> None:
 
     data = ctx.data
     section: dict[str, Any] = {"<record>": {"synthetic": record_complexity(data.synthetic_records), "real": record_complexity(data.real_records)}}
+    texts = _texts(ctx)
     for name in data.columns("text"):
-        real, synthetic = _texts(ctx)[name]
+        real, synthetic = texts[name]
         measure = code_complexity if looks_like_code(real) else text_complexity
         section[name] = {"synthetic": measure(synthetic), "real": measure(real), "measure": measure.__name__}
     results["complexity"] = section

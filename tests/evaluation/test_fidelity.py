@@ -155,3 +155,26 @@ def test_bad_inputs():
         column_pair_trends(real, real.iloc[:0], {"a": "numerical", "b": "categorical"})
     with pytest.raises(EvaluationError, match="bins"):
         column_pair_trends(real, real, {"a": "numerical"}, bins=0)
+
+
+def test_associated_pairs_follow_the_sdmetrics_thresholds():
+    # a and b determine each other (Cramér's V = 1); c is independent of both (V = 0 by construction)
+    real = pd.DataFrame({
+        "a": ["x", "x", "y", "y"] * 25,
+        "b": ["p", "p", "q", "q"] * 25,
+        "c": ["u", "v", "u", "v"] * 25,
+    })
+    kinds = {"a": "categorical", "b": "categorical", "c": "categorical"}
+    # synthetic: a and b independent (half the cells swapped), c unchanged
+    synthetic = real.assign(b=["p", "q", "q", "p"] * 25)
+    trends = column_pair_trends(real, synthetic, kinds)
+    pairs = trends["pairs"]
+    assert pairs["a / b"]["real_association"] == pytest.approx(1.0)
+    assert pairs["a / c"]["real_association"] == pytest.approx(0.0)
+    assert [p["associated"] for p in pairs.values()] == [True, False, False]
+    assert trends["associated_pairs"] == 1
+    # a / b: real cells (x,p), (y,q) at 1/2 each; synthetic (x,p), (x,q), (y,q), (y,p) at 1/4 each: TV 1/2
+    assert trends["associated_score"] == pytest.approx(0.5)
+    assert trends["associated_error"] == pytest.approx(50.0)
+    # all pairs: a / c keeps 1; b / c: real (p,u),(p,v),(q,u),(q,v) each 1/4 and so is synthetic
+    assert trends["score"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
