@@ -210,7 +210,8 @@ def privacy(
         kinds: Column roles (``EvaluationData.kinds``); the rows are encoded by a
             :class:`RowEncoder` fitted on ``train``.
         seed: Seed of every subsample (``max_rows``, equal-size splits).
-        max_rows: Cap on the rows used from each frame (seeded subsample); ``None`` uses all.
+        max_rows: Cap on the rows used from each frame for distances (seeded subsample); ``None``
+            uses all. Exact copies are always looked up among every training row.
         return_distances: Also return the distance arrays behind ``dcr``, e.g. for a histogram.
 
     Returns:
@@ -248,6 +249,9 @@ def privacy(
     if max_rows is not None and max_rows < 1:
         raise EvaluationError("max_rows must be at least 1")
 
+    # exact copies are a hash lookup: always against every training row, whatever max_rows
+    exact_copy_rate = float(exact_copy_mask(synthetic, train, columns).mean())
+    holdout_exact_copy_rate = None if holdout is None else float(exact_copy_mask(holdout, train, columns).mean())
     rng = np.random.default_rng(seed)
     if max_rows is not None:
         frames = {what: frame.iloc[_subsample(len(frame), max_rows, rng)] for what, frame in frames.items()}
@@ -259,8 +263,8 @@ def privacy(
         raise EvaluationError("the rows encode to no dimension")
 
     result: dict = {
-        "exact_copy_rate": float(exact_copy_mask(synthetic, train, columns).mean()),
-        "holdout_exact_copy_rate": None,
+        "exact_copy_rate": exact_copy_rate,
+        "holdout_exact_copy_rate": holdout_exact_copy_rate,
         "dcr_share": None,
         "dcr": {"synthetic_to_train": None, "holdout_to_train": None},
         "membership_inference": None,
@@ -275,7 +279,6 @@ def privacy(
     else:
         holdout_x = encoder.transform(holdout)
         result["rows"]["holdout"] = len(holdout)
-        result["holdout_exact_copy_rate"] = float(exact_copy_mask(holdout, train, columns).mean())
         holdout_to_train = nearest_distances(holdout_x, train_x)
         result["dcr"]["holdout_to_train"] = _summary(holdout_to_train)
         distances["holdout_to_train"] = holdout_to_train

@@ -215,3 +215,11 @@ def test_empty_or_mismatched_inputs_raise(splits):
         privacy(train, fresh.drop(columns="colour"), holdout, KINDS)
     with pytest.raises(EvaluationError):
         privacy(train, fresh, holdout, {})
+
+
+def test_exact_copies_are_looked_up_in_every_training_row(splits):
+    train, holdout, _ = splits
+    # distances use 50 rows per side, but a copy is a copy of any training row
+    result = privacy(train, train, holdout, KINDS, max_rows=50)
+    assert result["exact_copy_rate"] == 1.0
+    assert result["rows"]["train"] == 50
