@@ -167,7 +167,7 @@ def to_frame(records: list[dict], columns: list[str], kinds: dict[str, str], lab
         if kind == "numerical":
             data[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(float)
         elif kind == "nested":
-            data[name] = pd.Series([None if v is None else json.dumps(v, sort_keys=True, ensure_ascii=False) for v in values], dtype=object)
+            data[name] = pd.Series([None if v is None else json.dumps(compact(v), sort_keys=True, ensure_ascii=False) for v in values], dtype=object)
         else:
             names = label_names.get(name)
             if names is not None:
@@ -281,5 +281,20 @@ def _normalise(schema: RecordSchema, row: dict) -> dict:
     return out
 
 
-def is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+def compact(value: Any) -> Any:
+    """A nested value without its ``None`` dict entries.
+
+    Arrow stores a list of dicts with the union of their keys, so a tool definition read through
+    `datasets` carries every other tool's parameters as ``None``; metrics on the JSON text or
+    structure must not count them."""
+    if isinstance(value, dict):
+        return {k: compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
+def compact_record(record: dict) -> dict:
+    """A record with :func:`compact` nested values (top-level columns are all kept)."""
+    return {k: compact(v) if isinstance(v, (dict, list)) else v for k, v in record.items()}
+

@@ -93,7 +93,7 @@ class RowEncoder:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-        hasher = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**18, alternate_sign=False, norm=None)
+        hasher = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**16, alternate_sign=False, norm=None)
         counts = hasher.transform(column.fillna("").astype(str))
         tfidf = TfidfTransformer().fit(counts)
         weighted = tfidf.transform(counts)

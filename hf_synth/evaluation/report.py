@@ -23,7 +23,7 @@ import numpy as np
 from .. import __version__
 from ..errors import OutputExistsError
 from ..schema import RecordSchema
-from .data import EvaluationData, EvaluationError, prepare
+from .data import EvaluationData, EvaluationError, compact_record, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,11 @@ def evaluate(
             f"{data.validity['invalid_rows']} of {data.validity['total_rows']} synthetic rows are invalid; "
             f"every other metric uses the {data.validity['valid_rows']} valid rows"
         )
+        if schema is None:
+            results["notes"].append(
+                "validity uses a schema learned from the real rows: categories, keys and numbers outside what the "
+                "real rows hold count as invalid; pass schema= (e.g. generator.schema) to check against another"
+            )
     figures: dict[str, bytes] = {}
     context = _Context(data=data, target=target, seed=seed, max_rows=max_rows, encoder=encoder, plots=plots, figures=figures)
 
@@ -366,8 +371,8 @@ def _texts(ctx: _Context) -> dict[str, tuple[list[str], list[str]]]:
         for name in data.columns("text"):
             texts[name] = ([v for v in data.real[name] if v is not None], [v for v in data.synthetic[name] if v is not None])
         texts["<record>"] = (
-            [json.dumps(r, ensure_ascii=False, default=str) for r in data.real_records],
-            [json.dumps(r, ensure_ascii=False, default=str) for r in data.synthetic_records],
+            [json.dumps(compact_record(r), ensure_ascii=False, default=str) for r in data.real_records],
+            [json.dumps(compact_record(r), ensure_ascii=False, default=str) for r in data.synthetic_records],
         )
         ctx.cache["texts"] = texts
     return ctx.cache["texts"]
@@ -387,7 +392,8 @@ def _complexity(ctx: _Context, results: dict) -> None:
     from .complexity import code_complexity, looks_like_code, record_complexity, text_complexity
 
     data = ctx.data
-    section: dict[str, Any] = {"<record>": {"synthetic": record_complexity(data.synthetic_records), "real": record_complexity(data.real_records)}}
+    section: dict[str, Any] = {"<record>": {"synthetic": record_complexity([compact_record(r) for r in data.synthetic_records]),
+                                            "real": record_complexity([compact_record(r) for r in data.real_records])}}
     texts = _texts(ctx)
     for name in data.columns("text"):
         real, synthetic = texts[name]
