@@ -153,3 +153,21 @@ def test_curate_removes_copies_of_training_rows(real_and_synthetic, tmp_path, ca
     assert "kept" in capsys.readouterr().out
     assert main(["curate", "--synthetic", mixed, "--out", str(tmp_path / "x.csv")]) == 2
     assert "no curation step" in _error(capsys)
+
+
+def test_sample_with_curation_flags(real_and_synthetic, generator_dir, tmp_path, capsys):
+    real, _ = real_and_synthetic
+    out = str(tmp_path / "curated.jsonl")
+    log = str(tmp_path / "log.json")
+    code = main(["sample", generator_dir, "-n", "30", "--seed", "1", "--no-progress", "--train", real,
+                 "--drop-duplicates", "--min-distance", "0", "--max", "age=60", "--out", out, "--curation-report", log])
+    assert code == 0, capsys.readouterr().err
+    rows = datasets.load_dataset("json", data_files=out, split="train")
+    assert rows.num_rows == 30 and max(rows["age"]) <= 60
+    real_rows = {(r["age"], r["sex"], r["education"], r["income"]) for r in datasets.load_dataset("csv", data_files=real, split="train").to_list()}
+    assert not any((r["age"], r["sex"], r["education"], r["income"]) in real_rows for r in rows.to_list())
+    summary = json.loads(open(log).read())
+    assert summary["output_rows"] == 30 and [s["step"] for s in summary["steps"]] == ["DropDuplicates", "DropCloseToTraining", "Threshold"]
+    assert "curation: kept 30" in capsys.readouterr().out
+    assert main(["sample", generator_dir, "-n", "3", "--min-distance", "0.1", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "need --train" in _error(capsys)

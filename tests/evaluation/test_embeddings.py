@@ -125,3 +125,20 @@ def test_embedding_metrics_on_too_few_rows_notes_why():
     assert result["c2st"]["score"] is None
     assert result["notes"]
     json.dumps(result, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- through evaluate()
+def test_evaluate_reports_embeddings_with_a_local_encoder_and_skips_a_missing_one(tiny_model, tmp_path):
+    from hf_synth import evaluate
+
+    rng = np.random.default_rng(0)
+    real = [{"text": " ".join(rng.choice(WORDS, 6))} for _ in range(60)]
+    synthetic = [{"text": "the cat sat on the mat"} for _ in range(60)]  # collapsed onto one sentence
+    report = evaluate(real, synthetic, metrics=["embeddings"], encoder=tiny_model, progress=False)
+    section = report["embeddings"]
+    assert section["encoder"] == tiny_model and section["column"] == "text"
+    assert section["vendi_score"]["synthetic"] == pytest.approx(1.0, abs=1e-3)  # one distinct point
+    assert section["vendi_score"]["real"] > 1.2  # varied sentences, even through an untrained encoder
+    assert section["c2st"]["score"] < 0.2  # a classifier tells them apart
+    missing = evaluate(real, synthetic, metrics=["embeddings"], encoder=str(tmp_path / "nope"), progress=False)
+    assert "cannot load the sentence encoder" in missing["skipped"]["embeddings"]
