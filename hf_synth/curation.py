@@ -115,23 +115,25 @@ class DropNearDuplicates(CurationStep):
 
     def __init__(self, reference: Any = None, *, within: bool = True, threshold: float = 0.8,
                  columns: list[str] | None = None, seed: int = 0):
-        from .evaluation.diversity import NearDuplicateIndex
-
         if not 0.0 < threshold <= 1.0:
             raise HFSynthError(f"threshold must be in (0, 1], got {threshold}")
         if reference is None and not within:
             raise HFSynthError("DropNearDuplicates with within=False needs a reference")
         self.threshold, self.columns, self.within, self.seed = threshold, columns, within, seed
-        self._index_class = NearDuplicateIndex
         self.reference_index = None
         if reference is not None:
-            self.reference_index = NearDuplicateIndex([self._text(r) for r in _reference_records(reference)], threshold=threshold, seed=seed)
+            self.reference_index = self._index([self._text(r) for r in _reference_records(reference)])
         self.reason = " or ".join(filter(None, [f"near-duplicates an earlier row (Jaccard >= {threshold})" if within else "",
                                                 f"near-duplicates a reference row (Jaccard >= {threshold})" if reference is not None else ""]))
         self.reset()
 
+    def _index(self, texts: list[str]):
+        from .evaluation.diversity import NearDuplicateIndex  # datasketch loads only when used
+
+        return NearDuplicateIndex(texts, threshold=self.threshold, seed=self.seed)
+
     def reset(self) -> None:
-        self._kept = self._index_class([], threshold=self.threshold, seed=self.seed) if self.within else None
+        self._kept = self._index([]) if self.within else None
 
     def _text(self, record: dict) -> str:
         if self.columns:
@@ -165,7 +167,7 @@ class DropCloseToTraining(CurationStep):
 
     def __init__(self, train: Any, *, min_distance: float | None = None, quantile: float | None = None,
                  schema: RecordSchema | None = None, column_kinds: dict[str, str] | None = None, max_rows: int = 20_000, seed: int = 0):
-        from .evaluation.data import _label_names, column_roles, to_frame
+        from .evaluation.data import _label_names, column_roles
         from .evaluation.encoding import RowEncoder
         from .evaluation.privacy import nearest_distances
 
@@ -180,9 +182,7 @@ class DropCloseToTraining(CurationStep):
         self.columns = self.schema.columns
         self.kinds = column_roles(self.schema, column_kinds)
         self._names = _label_names(self.schema)
-        self._to_frame = to_frame
-        self._nearest = nearest_distances
-        frame = to_frame(dataset.to_list(), self.columns, self.kinds, self._names)
+        frame = self._frame(dataset.to_list())
         self.encoder = RowEncoder(seed=seed).fit(frame, self.kinds)
         self.train_x = self.encoder.transform(frame)
         if quantile is not None:
@@ -193,11 +193,17 @@ class DropCloseToTraining(CurationStep):
         self.min_distance = float(min_distance)
         self.reason = f"within {self.min_distance:.4g} of a training record"
 
+    def _frame(self, records: list[dict]):
+        from .evaluation.data import to_frame
+
+        return to_frame(records, self.columns, self.kinds, self._names)
+
     def keep(self, records: list[dict]) -> list[bool]:
+        from .evaluation.privacy import nearest_distances
+
         if not records:
             return []
-        frame = self._to_frame(records, self.columns, self.kinds, self._names)
-        distances = self._nearest(self.encoder.transform(frame), self.train_x)
+        distances = nearest_distances(self.encoder.transform(self._frame(records)), self.train_x)
         return [bool(d > self.min_distance) for d in distances]
 
 

@@ -155,3 +155,13 @@ def test_sampling_with_curation_keeps_conditions(generator):
     rows = generator.sample(conditions=conditions, seed=1, curation=[DropDuplicates()], progress=False)
     assert rows["sex"] == ["Female"] * 5 + ["Male"] * 5
     assert len({json.dumps(r, sort_keys=True) for r in rows.to_list()}) == 10
+
+
+def test_near_duplicates_within_the_set(adult):
+    rows = adult.select(range(20)).to_list()
+    edited = [dict(r, **{"hours-per-week": r["hours-per-week"] + 1}) for r in rows[:5]]
+    originals, _ = curate(rows, [DropNearDuplicates(threshold=0.7)])
+    curated, report = curate(rows + edited, [DropNearDuplicates(threshold=0.7)])
+    # the first occurrence is kept: the edited copies come last and go
+    assert curated.to_list() == originals.to_list()
+    assert report.steps[0]["removed"] == 25 - originals.num_rows
