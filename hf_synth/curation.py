@@ -167,7 +167,7 @@ class DropCloseToTraining(CurationStep):
 
     def __init__(self, train: Any, *, min_distance: float | None = None, quantile: float | None = None,
                  schema: RecordSchema | None = None, column_kinds: dict[str, str] | None = None, max_rows: int = 20_000, seed: int = 0):
-        from .evaluation.data import _label_names, column_roles
+        from .evaluation.data import column_roles, label_names
         from .evaluation.encoding import RowEncoder
         from .evaluation.privacy import nearest_distances
 
@@ -181,7 +181,7 @@ class DropCloseToTraining(CurationStep):
         self.schema = schema or RecordSchema.from_dataset(dataset)
         self.columns = self.schema.columns
         self.kinds = column_roles(self.schema, column_kinds)
-        self._names = _label_names(self.schema)
+        self._names = label_names(self.schema)
         frame = self._frame(dataset.to_list())
         self.encoder = RowEncoder(seed=seed).fit(frame, self.kinds)
         self.train_x = self.encoder.transform(frame)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .data import EvaluationError
-from .diversity import _as_texts, tokenize
+from .diversity import as_texts, tokenize
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 #: Cap on JSON strings nested inside JSON strings, against adversarial inputs.
@@ -137,7 +137,7 @@ def _is_code(tree: ast.AST | None) -> bool:
 def looks_like_code(texts: Sequence[str], *, sample: int = 200, share: float = 0.5, seed: int = 0) -> bool:
     """Whether a text column holds Python code: at least ``share`` of a seeded sample of its
     non-empty texts parse (see :func:`parse_python`) and contain a statement or a call."""
-    texts = [t for t in _as_texts(texts) if t.strip()]
+    texts = [t for t in as_texts(texts) if t.strip()]
     if not texts:
         return False
     rng = np.random.default_rng(seed)
@@ -163,7 +163,7 @@ def row_scores(items: Sequence[Any], *, kind: Literal["text", "code", "record"] 
             keys.append(k)
             tokens.append(len(tokenize(json.dumps(record, ensure_ascii=False, default=str))))
         return {"tokens": np.asarray(tokens, dtype=float), "depth": np.asarray(depth, dtype=float), "keys": np.asarray(keys, dtype=float)}
-    texts = _as_texts(items)
+    texts = as_texts(items)
     tokens = np.asarray([len(tokenize(t)) for t in texts], dtype=float)
     if kind == "text":
         return {"tokens": tokens, "chars": np.asarray([len(t) for t in texts], dtype=float)}

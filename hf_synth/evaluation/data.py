@@ -116,7 +116,7 @@ def prepare(
     }
     real_records = real_ds.to_list()
     holdout_records = holdout_ds.to_list() if holdout_ds is not None else None
-    names = _label_names(schema)
+    names = label_names(schema)
     return EvaluationData(
         schema=schema,
         kinds=kinds,
@@ -176,7 +176,8 @@ def to_frame(records: list[dict], columns: list[str], kinds: dict[str, str], lab
     return pd.DataFrame(data, columns=columns)
 
 
-def _label_names(schema: RecordSchema) -> dict[str, list[str]]:
+def label_names(schema: RecordSchema) -> dict[str, list[str]]:
+    """``{column: names}`` of the ClassLabel columns (their values are compared by name)."""
     return {name: fs.label_names for name, fs in schema.fields.items() if fs.dtype == "class_label" and fs.label_names}
 
 
@@ -249,13 +250,14 @@ def _validate(schema: RecordSchema, rows: list) -> tuple[list[dict], Counter, li
         if not isinstance(row, dict):
             problems = ["<json>: not a JSON object"]
         else:
-            problems = schema.validate(_normalise(schema, row))
+            row = _normalise(schema, row)
+            problems = schema.validate(row)
         if problems:
             reasons.update({_where(problem) for problem in problems})
             if len(examples) < 5:
                 examples.append({"row": index, "problem": problems[0]})
         else:
-            valid.append(_normalise(schema, row))
+            valid.append(row)
     return valid, reasons, examples
 
 

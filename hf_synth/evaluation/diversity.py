@@ -47,8 +47,9 @@ def tokenize(text: str) -> list[str]:
     return TOKEN_PATTERN.findall(text)
 
 
-def _as_texts(texts: Sequence[Any]) -> list[str]:
-    # None counts as an empty text; other non-strings by their str() (numbers in a text column)
+def as_texts(texts: Sequence[Any]) -> list[str]:
+    """Texts as strings: ``None`` is an empty text, other non-strings their ``str()`` (numbers in a
+    text column)."""
     return ["" if t is None else t if isinstance(t, str) else str(t) for t in texts]
 
 
@@ -108,13 +109,13 @@ def distinct_n(texts: Sequence[str], n: int) -> float | None:
         >>> distinct_n(["a a a a"], 1)  # one unigram seen 4 times
         0.25
     """
-    return _distinct(_NGrams(_as_texts(texts)).counts(n))
+    return _distinct(_NGrams(as_texts(texts)).counts(n))
 
 
 def ngram_entropy(texts: Sequence[str], n: int) -> float | None:
     """Shannon entropy in bits of the corpus's n-gram distribution (``log2(k)`` for k equally
     frequent n-grams); ``None`` when no text has ``n`` tokens."""
-    return _entropy(_NGrams(_as_texts(texts)).counts(n))
+    return _entropy(_NGrams(as_texts(texts)).counts(n))
 
 
 def compression_ratio(texts: Sequence[str]) -> float | None:
@@ -123,7 +124,7 @@ def compression_ratio(texts: Sequence[str]) -> float | None:
     gzip runs at level 9 with a zero timestamp so the figure is reproducible; its ~20-byte header
     makes tiny corpora look less compressible. ``None`` for an empty corpus.
     """
-    raw = "\n".join(_as_texts(texts)).encode("utf-8")
+    raw = "\n".join(as_texts(texts)).encode("utf-8")
     if not raw:
         return None
     return len(raw) / len(gzip.compress(raw, compresslevel=9, mtime=0))
@@ -131,7 +132,7 @@ def compression_ratio(texts: Sequence[str]) -> float | None:
 
 def exact_duplicate_rate(texts: Sequence[str]) -> float | None:
     """Share of texts equal to an earlier text (``None`` for no text)."""
-    texts = _as_texts(texts)
+    texts = as_texts(texts)
     return (len(texts) - len(set(texts))) / len(texts) if texts else None
 
 
@@ -151,7 +152,7 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
 
 def length_stats(texts: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """``{"chars": stats, "tokens": stats}``, stats being mean, std (population), min, p50, p95, max."""
-    texts = _as_texts(texts)
+    texts = as_texts(texts)
     tokens = np.fromiter((len(tokenize(t)) for t in texts), dtype=np.int64, count=len(texts))
     return _length_stats(texts, tokens)
 
@@ -212,7 +213,7 @@ def self_bleu(texts: Sequence[str], *, sample: int = 200, max_n: int = 4, seed: 
     ``sample`` hypotheses whatever the corpus size (the figure depends on the sample size: compare
     corpora at the same ``sample``). ``None`` with fewer than two texts.
     """
-    texts = _as_texts(texts)
+    texts = as_texts(texts)
     if len(texts) < 2:
         return None
     rng = np.random.default_rng(seed)
@@ -338,7 +339,7 @@ class _Sketches:
     def __init__(self, texts: Sequence[str], sketcher: _Sketcher):
         from datasketch import MinHash
 
-        self.normalised = [_normalise(t) for t in _as_texts(texts)]
+        self.normalised = [_normalise(t) for t in as_texts(texts)]
         self.first: dict[str, int] = {}
         for i, text in enumerate(self.normalised):
             self.first.setdefault(text, i)
@@ -571,7 +572,7 @@ def text_diversity(texts: Sequence[str], *, reference: Sequence[str] | None = No
     Example:
         >>> text_diversity(synthetic_texts, reference=real_texts)["distinct_2"]
     """
-    texts = _as_texts(texts)
+    texts = as_texts(texts)
     if not texts:
         raise EvaluationError("no text to measure the diversity of")
     options = {"seed": seed, "self_bleu_sample": self_bleu_sample}
@@ -579,7 +580,7 @@ def text_diversity(texts: Sequence[str], *, reference: Sequence[str] | None = No
     sketches = _Sketches(texts, sketcher)
     result = _corpus_figures(texts, sketches, sketcher, **options)
     if reference is not None:
-        reference = _as_texts(reference)
+        reference = as_texts(reference)
         if reference:
             reference_sketches = _Sketches(reference, sketcher)
             result["cross_near_duplicate_rate"] = _cross_rate(sketches, reference_sketches, sketcher)
