@@ -34,6 +34,11 @@ _LAZY = {
     "Report": "hf_synth.evaluation.report",
     "EvaluationError": "hf_synth.evaluation.data",
     "curate": "hf_synth.curation",
+    "load_dataset": "hf_synth.builder",
+    "SyntheticBuilder": "hf_synth.builder",
+    "SyntheticConfig": "hf_synth.builder",
+    "augment": "hf_synth.augmentation",
+    "balance": "hf_synth.augmentation",
 }
 
 __all__ = sorted(_LAZY)
@@ -47,9 +52,17 @@ if TYPE_CHECKING:
     from .io import load_input
     from .sampling import SamplingReport
     from .schema import RecordSchema
+    from .augmentation import augment, balance
+    from .builder import SyntheticBuilder, SyntheticConfig, load_dataset
     from .curation import curate
     from .evaluation.data import EvaluationError
     from .evaluation.report import Report, evaluate
+
+
+# datasets.load_dataset("hf_synth", "synthetic", generator=...) works once hf_synth is imported
+from .datasets_route import install_when_imported  # noqa: E402
+
+install_when_imported()
 
 
 def __getattr__(name: str) -> Any:

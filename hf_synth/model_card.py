@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .hub import render_model_card
 from .schema import readable_path
@@ -45,19 +45,6 @@ def generator_card(generator: "BaseGenerator") -> str:
     ]
     dataset = training.get("dataset")
     model = config.get("model")
-    report = generator.evaluation
-    evaluation = None
-    if report is not None:
-        from .evaluation.markdown import FIGURE_TITLES
-
-        evaluation = {
-            "headline": report.headline(),
-            "rows": report.results.get("rows", {}),
-            "target": report.get("settings.target"),
-            "figures": [(FIGURE_TITLES.get(name, name), f"evaluation/{name}.png") for name in report.figures],
-            "notes": report.results.get("notes", []),
-            "skipped": sorted(report.results.get("skipped", {}).items()),
-        }
     return render_model_card(
         "generator_card.md",
         title=f"hf_synth {type(generator).__name__}" + (f" for {dataset}" if dataset else ""),
@@ -72,5 +59,26 @@ def generator_card(generator: "BaseGenerator") -> str:
         model_description=(f"`{model}` fine-tuned" + (" with LoRA" if config.get("use_lora") else "")) if model
         else f"GPT-2 trained from scratch ({config.get('n_layer')} layers, width {config.get('n_embd')})",
         hyperparameters=[(k, v) for k, v in config.items() if v is not None],
-        evaluation=evaluation,
+        evaluation_section=evaluation_section(generator.evaluation),
     )
+
+
+def evaluation_context(report: Any) -> dict[str, Any] | None:
+    """What the cards show of an evaluation :class:`~hf_synth.evaluation.Report` (``None``: none)."""
+    if report is None:
+        return None
+    from .evaluation.markdown import FIGURE_TITLES
+
+    return {
+        "headline": report.headline(),
+        "rows": report.results.get("rows", {}),
+        "target": report.get("settings.target"),
+        "figures": [(FIGURE_TITLES.get(name, name), f"evaluation/{name}.png") for name in report.figures],
+        "notes": report.results.get("notes", []),
+        "skipped": sorted(report.results.get("skipped", {}).items()),
+    }
+
+
+def evaluation_section(report: Any) -> str:
+    """The evaluation section shared by generator and dataset cards (markdown, no heading)."""
+    return render_model_card("evaluation_section.md", evaluation=evaluation_context(report)).rstrip("\n")

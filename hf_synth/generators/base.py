@@ -72,6 +72,9 @@ class BaseGenerator(abc.ABC):
         self.evaluation: Any = None
         self.last_report: SamplingReport | None = None
         self.last_curation_report: Any = None
+        #: Where a loaded or pushed generator lives: ``path_or_repo_id``, ``revision``, ``commit``
+        #: (Hub), ``directory`` and ``fingerprint`` (of the saved files); ``None`` once (re)fitted.
+        self.source: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -136,6 +139,27 @@ class BaseGenerator(abc.ABC):
         else:
             records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
         return self._finish(records, report, output, overwrite)
+
+    def as_iterable_dataset(self, num_rows: int | None = None, *, seed: int | None = None, conditions: Any = None,
+                            batch_size: int | None = None, num_shards: int | None = None,
+                            **options: Any) -> datasets.IterableDataset:
+        """A `datasets.IterableDataset` that samples rows as they are read, for training loops.
+
+        Rows are sampled in chunks of ``batch_size``, each with a seed derived from ``seed``. With
+        ``num_rows`` the stream is bounded and holds the same rows as
+        ``hf_synth.load_dataset(<this generator>, num_rows=num_rows, seed=seed, split="train",
+        streaming=True)``; without it the stream is endless, cut into ``num_shards`` independent
+        shards (default 16). torch DataLoader workers (and ``split_dataset_by_node``) each read
+        their own shards, so no row is sampled twice.
+
+        Example:
+            >>> stream = generator.as_iterable_dataset(seed=0).shuffle(buffer_size=1000, seed=0)
+            >>> loader = torch.utils.data.DataLoader(stream.with_format("torch"), batch_size=64, num_workers=2)
+        """
+        from ..streams import iterable_dataset
+
+        return iterable_dataset(self, num_rows, seed=seed, conditions=conditions, batch_size=batch_size,
+                                num_shards=num_shards, split="train", options=options)
 
     def _sample_curated(self, rows: list[dict], seed: int, steps: list, max_rounds: int,
                         options: dict[str, Any]) -> tuple[list[dict], SamplingReport]:
@@ -290,7 +314,11 @@ class BaseGenerator(abc.ABC):
 
             generator.evaluation = Report.load(os.path.join(directory, EVALUATION_DIR))
         generator._load_components(directory, meta)
-        generator.source = {"path_or_repo_id": str(path_or_repo_id), "revision": revision}
+        from ..builder import generator_fingerprint, hub_commit
+
+        generator.source = {"path_or_repo_id": str(path_or_repo_id), "revision": revision,
+                            "commit": hub_commit(directory), "directory": os.path.abspath(directory),
+                            "fingerprint": generator_fingerprint(directory)}
         return generator
 
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
@@ -301,6 +329,26 @@ class BaseGenerator(abc.ABC):
             folder = os.path.join(tmp, "generator")
             self.save_pretrained(folder)
             return push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+
+    def push_synthetic_dataset(self, repo_id: str, *, num_rows: int | dict[str, int], seed: int | None = None,
+                               conditions: dict | None = None, batch_size: int | None = None,
+                               private: bool | None = None, token: str | bool | None = None,
+                               commit_message: str = "Upload synthetic data sampled with hf_synth", **options: Any) -> str:
+        """Sample splits and push them as a Hub dataset repo that plain ``datasets.load_dataset`` reads.
+
+        The rows are those of ``hf_synth.load_dataset(<this generator>, num_rows=num_rows, seed=seed)``.
+        The dataset card names the generator and its revision (when it was loaded from or pushed to
+        the Hub), the seed and split sizes, and shows the generator's evaluation when it has one.
+
+        Example:
+            >>> generator.push_synthetic_dataset("user/synthetic-adult", num_rows={"train": 30_000, "test": 5_000}, seed=0)
+            >>> datasets.load_dataset("user/synthetic-adult")  # anywhere, no hf_synth needed
+        """
+        from ..publish import push_synthetic_dataset
+
+        return push_synthetic_dataset(self, repo_id, num_rows=num_rows, seed=seed, conditions=conditions,
+                                      batch_size=batch_size, private=private, token=token,
+                                      commit_message=commit_message, options=options)
 
     # ------------------------------------------------------------------ model card
     def model_card(self) -> str:

@@ -148,7 +148,6 @@ class LMGenerator(BaseGenerator):
         self.text_limits: dict[str, int] = {}
         self.max_new_tokens = 0
         self.hf_tokenizer = None
-        self.source: dict | None = None
         self._bf16_model: tuple[torch.nn.Module, torch.nn.Module] | None = None  # (source, copy)
 
     # ------------------------------------------------------------------ fit
@@ -214,6 +213,7 @@ class LMGenerator(BaseGenerator):
         result = train_causal_lm(model, train_examples, len(train_rows), val_examples, vocab.pad_id, args, run_key)
 
         self.schema, self.vocab, self.model = schema, vocab, model
+        self.source = None  # no longer the saved generator it may have been loaded from
         self.grammar = RecordGrammar(schema, vocab, self.text_limits)
         self.training_info = {
             "rows": data.num_rows, "train_rows": len(train_rows), "validation_rows": n_val,
