@@ -21,7 +21,7 @@ import datasets
 
 from .errors import HFSynthError
 from .io import load_input
-from .streams import GeneratorRef, check_positive_int, derive_seed
+from .streams import GeneratorRef, check_positive_int, check_sample_options, derive_seed
 
 if TYPE_CHECKING:
     from .generators.base import BaseGenerator
@@ -98,7 +98,7 @@ def augment(generator: "BaseGenerator", k: int = 1, condition_on: list[str] | st
         raise HFSynthError(f"condition_on names columns the generator does not know: {unknown}; "
                            f"it knows {', '.join(generator.schema.columns)}")
     seed = generator.config.seed if seed is None else check_positive_int("seed", seed, allow_zero=True)
-    return Augmenter(generator, k, condition_on, seed, synthetic_column, options)
+    return Augmenter(generator, k, condition_on, seed, synthetic_column, check_sample_options(type(generator), options))
 
 
 def balance(generator: "BaseGenerator", dataset: Any, column: str, target: str | dict = "uniform", *,
@@ -125,6 +125,7 @@ def balance(generator: "BaseGenerator", dataset: Any, column: str, target: str |
     if synthetic_column in data.column_names:
         raise HFSynthError(f"the dataset already has a {synthetic_column!r} column")
     seed = generator.config.seed if seed is None else check_positive_int("seed", seed, allow_zero=True)
+    options = check_sample_options(type(generator), options)
     counts: dict[Any, int] = {}
     for value in data[column]:
         counts[value] = counts.get(value, 0) + 1

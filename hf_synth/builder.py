@@ -26,7 +26,7 @@ import datasets
 from datasets.builder import Key
 
 from . import __version__
-from .errors import HFSynthError
+from .errors import GeneratorLoadError, HFSynthError
 from .hub import GENERATOR_CONFIG_FILE, SCHEMA_FILE, read_json, resolve_generator_dir
 from .schema import RecordSchema
 from .streams import (
@@ -34,6 +34,7 @@ from .streams import (
     batch_size_for,
     check_conditions,
     check_positive_int,
+    check_sample_options,
     check_split_rows,
     plan_chunks,
     sample_chunk,
@@ -92,6 +93,14 @@ class GeneratorSource:
         fingerprint = generator_fingerprint(directory)
         schema = RecordSchema.from_json(open(os.path.join(directory, SCHEMA_FILE), encoding="utf-8").read())
         return cls(os.path.abspath(directory), fingerprint, schema, meta)
+
+    def generator_class(self) -> type:
+        from .generators import GENERATORS
+
+        name = self.meta.get("generator_class")
+        if name not in GENERATORS:
+            raise GeneratorLoadError(f"unknown generator class {name!r} in {self.directory}; known: {sorted(GENERATORS)}")
+        return GENERATORS[name]
 
 
 def generator_fingerprint(directory: str) -> str:
@@ -152,9 +161,7 @@ class SyntheticBuilder(datasets.ArrowBasedBuilder):
         self.batch_size()
         if config.sample_options is not None and not isinstance(config.sample_options, dict):
             raise HFSynthError(f"sample_options must be a dict, got {type(config.sample_options).__name__}")
-        for name in ("seed", "num_rows", "conditions", "batch_size"):
-            if name in (config.sample_options or {}):
-                raise HFSynthError(f"give {name} as its own argument, not in sample_options")
+        check_sample_options(self.source.generator_class(), config.sample_options)
         self.split_rows()
         check_conditions(self.source.schema, config.conditions)
 

@@ -74,6 +74,22 @@ def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> in
     return value
 
 
+def check_sample_options(generator_class: type, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Decoding options the generator class accepts (checked here rather than inside a worker)."""
+    import inspect
+
+    options = dict(options or {})
+    for name in ("seed", "num_rows", "conditions", "batch_size"):
+        if name in options:
+            raise HFSynthError(f"give {name} as its own argument, not among the sampling options")
+    accepted = set(inspect.signature(generator_class._sample_rows).parameters) - {"self", "rows", "seed", "nonnull"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise HFSynthError(f"unknown sampling options {unknown} for {generator_class.__name__}; "
+                           f"it takes {', '.join(sorted(accepted - {'batch_size'}))}")
+    return options
+
+
 def check_split_rows(num_rows: Any) -> dict[str, int]:
     """``{split: rows}`` from ``num_rows`` given as one number (a ``train`` split) or per split."""
     if not isinstance(num_rows, dict):
@@ -94,7 +110,7 @@ def sample_splits(generator: "BaseGenerator", num_rows: Any, *, seed: int, condi
     check_positive_int("seed", seed, allow_zero=True)
     conditions = check_conditions(generator.schema, conditions)
     batch_size = batch_size_for(generator.config.to_dict(), batch_size)
-    options = {**options, "progress": False}
+    options = {**check_sample_options(type(generator), options), "progress": False}
     return datasets.DatasetDict({
         split: datasets.concatenate_datasets([sample_chunk(generator, chunk, conditions, options)
                                               for chunk in plan_chunks(split, rows, batch_size, seed)])
@@ -165,10 +181,9 @@ class GeneratorRef:
 class _ChunkRows:
     """The example function of :func:`iterable_dataset` (picklable, see :class:`GeneratorRef`)."""
 
-    def __init__(self, ref: GeneratorRef, conditions: dict | None, options: dict[str, Any], batch_size: int,
-                 seed: int, num_rows: int | None):
+    def __init__(self, ref: GeneratorRef, conditions: dict | None, options: dict[str, Any], batch_size: int, seed: int):
         self.ref, self.conditions, self.options = ref, conditions, options
-        self.batch_size, self.seed, self.num_rows = batch_size, seed, num_rows
+        self.batch_size, self.seed = batch_size, seed
 
     def __call__(self, shards: list) -> Iterator[dict]:
         generator = self.ref.get()
@@ -198,6 +213,7 @@ def iterable_dataset(generator: "BaseGenerator", num_rows: int | None, *, seed: 
             raise HFSynthError("num_shards is only for endless streams; a bounded stream has one shard per chunk "
                                "of batch_size rows")
         shards = plan_chunks(split, check_positive_int("num_rows", num_rows), batch_size, seed)
-    rows = _ChunkRows(GeneratorRef(generator), conditions, {**options, "progress": False}, batch_size, seed, num_rows)
+    options = check_sample_options(type(generator), options)
+    rows = _ChunkRows(GeneratorRef(generator), conditions, {**options, "progress": False}, batch_size, seed)
     return datasets.IterableDataset.from_generator(rows, features=generator.schema.features,
                                                    gen_kwargs={"shards": shards}, split=datasets.NamedSplit(split))

@@ -78,6 +78,13 @@ def test_one_number_is_a_train_split_and_default_is_the_training_size(saved, cac
     assert load_dataset(saved, split="train", cache_dir=cache).num_rows == meta_rows
 
 
+def test_sample_options_reach_the_generator(saved, cache):
+    plain = load_dataset(saved, num_rows=30, seed=0, split="train", cache_dir=cache)
+    cold = load_dataset(saved, num_rows=30, seed=0, split="train", cache_dir=cache, sample_options={"temperature": 0.3})
+    direct = AutoGenerator.from_pretrained(saved).as_iterable_dataset(30, seed=0, temperature=0.3)
+    assert cold.to_list() != plain.to_list() and cold.to_list() == rows(direct)
+
+
 def test_conditions_hold_in_every_row(saved, cache):
     ds = load_dataset(saved, num_rows=40, seed=0, conditions={"sex": "Female", "income": ">50K"},
                       split="train", cache_dir=cache)
@@ -108,6 +115,8 @@ def test_cache_is_keyed_on_the_generator_files(tmp_path, cache):
     (dict(num_rows=3, conditions=[{"sex": "Female"}]), HFSynthError, "dict of column values"),
     (dict(num_rows=3, sample_options={"seed": 1}), HFSynthError, "own argument"),
     (dict(num_rows=3, temperature=0.5), HFSynthError, "unknown arguments"),
+    (dict(num_rows=3, sample_options={"temprature": 0.5}), HFSynthError, "unknown sampling options"),
+    (dict(num_rows=3, sample_options=0.5), HFSynthError, "must be a dict"),
     (dict(num_rows=3, split="validation"), HFSynthError, "unknown split 'validation'"),
     (dict(num_rows=3, split="train[:2]", streaming=True), HFSynthError, "cannot be sliced"),
     (dict(num_rows=3, streaming=True, num_proc=2), HFSynthError, "num_proc"),
@@ -260,6 +269,8 @@ def test_augment_bad_input(saved, real):
         augment(generator, k=1, condition_on=["race"])
     with pytest.raises(HFSynthError, match="batched=True"):
         real.map(augment(generator, k=1))
+    with pytest.raises(HFSynthError, match="unknown sampling options"):
+        augment(generator, k=1, top_k=3)
     with pytest.raises(HFSynthError, match="lacks"):
         real.remove_columns("sex").map(augment(generator, k=1, condition_on=["sex"]), batched=True)
 
