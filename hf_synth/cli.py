@@ -1,4 +1,4 @@
-"""The ``hf-synth`` command line: fit, sample, evaluate, curate, push and an offline demo.
+"""The ``hf-synth`` command line: fit, sample, evaluate, curate, push, push-dataset and an offline demo.
 
 User errors (bad data, bad arguments, an existing output, a broken generator) print one line and
 exit with status 2; the CLI calls only the public Python API.
@@ -106,6 +106,18 @@ def _build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true")
     push.add_argument("--token", default=None, help="Hub token (default: the logged-in user's)")
+
+    push_dataset = commands.add_parser("push-dataset", help="sample splits and push them as a Hub dataset repo "
+                                       "(loadable with plain datasets.load_dataset)")
+    push_dataset.add_argument("generator", help="generator directory or Hub model id")
+    push_dataset.add_argument("repo_id", help="the dataset repo to create or update")
+    push_dataset.add_argument("--rows", action="append", required=True, metavar="[SPLIT=]N",
+                              help="rows of a split, e.g. --rows train=10000 --rows test=2000 (a bare N is the train split)")
+    push_dataset.add_argument("--seed", type=int, default=None)
+    push_dataset.add_argument("--condition", action="append", default=[], metavar="COLUMN=VALUE", help="fix a column (repeatable)")
+    push_dataset.add_argument("--revision", default=None, help="Hub revision of the generator")
+    push_dataset.add_argument("--private", action="store_true")
+    push_dataset.add_argument("--token", default=None, help="Hub token (default: the logged-in user's)")
 
     demo = commands.add_parser("demo", help="fit a generator on the bundled Adult sample and sample from it (offline)")
     demo.add_argument("--out", default="hf-synth-demo", help="directory to save the demo generator to")
@@ -288,6 +300,27 @@ def _push(args: argparse.Namespace) -> None:
     print(f"pushed {args.directory} to {args.repo_id}: {url}")
 
 
+def _split_rows(items: Sequence[str]) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    for item in items:
+        split, _, count = item.rpartition("=")
+        try:
+            rows[split.strip() or "train"] = int(count)
+        except ValueError:
+            raise _UsageError(f"--rows expects SPLIT=N or N, got {item!r}") from None
+    return rows
+
+
+def _push_dataset(args: argparse.Namespace) -> None:
+    from . import AutoGenerator
+
+    generator = AutoGenerator.from_pretrained(args.generator, revision=args.revision, token=args.token)
+    url = generator.push_synthetic_dataset(args.repo_id, num_rows=_split_rows(args.rows), seed=args.seed,
+                                           conditions=_conditions(args.condition), private=args.private or None,
+                                           token=args.token)
+    print(f"pushed synthetic splits of {args.generator} to the dataset repo {args.repo_id}: {url}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -302,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import HFSynthError
 
     transformers_logging.disable_progress_bar()  # weight loading / saving bars would drown ours
-    handlers = {"fit": _fit, "sample": _sample, "evaluate": _evaluate, "curate": _curate, "push": _push, "demo": _demo}
+    handlers = {"fit": _fit, "sample": _sample, "evaluate": _evaluate, "curate": _curate, "push": _push,
+                "push-dataset": _push_dataset, "demo": _demo}
     try:
         handlers[args.command](args)
     except (HFSynthError, _UsageError) as err:

@@ -107,7 +107,14 @@ def resolve_generator_dir(path_or_id: str, revision: str | None = None, token: s
             "(HF_HUB_OFFLINE is set or there is no network)"
         ) from None
     except HfHubHTTPError as err:
-        raise GeneratorLoadError(f"cannot download {path_or_id!r} from the Hub: {err}") from None
+        status = err.response.status_code if err.response is not None else None
+        detail = (err.server_message or str(err)).strip().splitlines()[0]
+        if status == 401:  # a token was sent and refused (no access without a token is RepositoryNotFoundError)
+            raise GeneratorLoadError(
+                f"the Hub rejected the token used to download {path_or_id!r} (401 Unauthorized: {detail}); "
+                "pass a valid token, or none for a public repo"
+            ) from None
+        raise GeneratorLoadError(f"cannot download {path_or_id!r} from the Hub (HTTP {status}: {detail})") from None
     if not os.path.isfile(os.path.join(directory, GENERATOR_CONFIG_FILE)):
         raise GeneratorLoadError(f"the Hub repo {path_or_id!r} is not an hf_synth generator (no {GENERATOR_CONFIG_FILE})")
     return directory
@@ -125,18 +132,31 @@ def replace_directory(tmp: str, directory: str) -> None:
         os.replace(tmp, directory)
 
 
-def push_folder(folder: str, repo_id: str, *, private: bool | None, token: str | bool | None, commit_message: str) -> str:
-    """Create the model repo if needed and upload ``folder``; returns the commit URL."""
+def push_folder(folder: str, repo_id: str, *, private: bool | None, token: str | bool | None, commit_message: str) -> Any:
+    """Create the model repo if needed and upload ``folder``; returns the ``CommitInfo``."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", commit_message=commit_message)
+        return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", commit_message=commit_message)
     except HfHubHTTPError as err:
-        raise HFSynthError(f"cannot push to {repo_id!r}: {err}") from None
-    return getattr(info, "commit_url", str(info))
+        raise push_error(repo_id, err) from None
+
+
+def push_error(repo_id: str, err: Any) -> HFSynthError:
+    """A one-line error for a failed upload (the client's own message spans several lines)."""
+    status = err.response.status_code if err.response is not None else None
+    detail = (err.server_message or str(err)).strip().splitlines()[0]
+    if status == 401:
+        return HFSynthError(
+            f"cannot push to {repo_id!r}: the Hub rejected the credentials (401 Unauthorized: {detail}); "
+            "pass token= a valid token with write access, or log in with `hf auth login`"
+        )
+    if status == 403:
+        return HFSynthError(f"cannot push to {repo_id!r}: the token has no write access there (403 Forbidden: {detail})")
+    return HFSynthError(f"cannot push to {repo_id!r} (HTTP {status}: {detail})")
 
 
 def render_model_card(template_name: str, **context: Any) -> str:

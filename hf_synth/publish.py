@@ -13,8 +13,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from .errors import HFSynthError
-from .hub import render_model_card
+from .hub import push_error, render_model_card
 from .streams import sample_splits
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def push_synthetic_dataset(generator: "BaseGenerator", repo_id: str, *, num_rows
                               commit_message=f"{commit_message}: dataset card")
         info = splits.push_to_hub(repo_id, private=private, token=token, commit_message=commit_message)
     except HfHubHTTPError as err:
-        raise HFSynthError(f"cannot push the synthetic dataset to {repo_id!r}: {err}") from None
+        raise push_error(repo_id, err) from None
     return getattr(info, "commit_url", str(info))
 
 

@@ -17,3 +17,5 @@ import sys  # noqa: E402
 
 # shared helpers (tests/record_strategies.py) import the same way in any pytest import mode
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from hub_server import hub  # noqa: E402,F401  (the `hub` fixture: a local Hub-compatible server)

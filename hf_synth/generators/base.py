@@ -325,10 +325,22 @@ class BaseGenerator(abc.ABC):
                     commit_message: str = "Upload hf_synth generator") -> str:
         """Save and upload the generator as a Hub model repo; returns the commit URL."""
         self._check_fitted()
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = os.path.join(tmp, "generator")
-            self.save_pretrained(folder)
-            return push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+        from ..builder import generator_fingerprint
+
+        previous = self.source
+        self.source = {"path_or_repo_id": repo_id, "revision": None}  # the model card shows how to load it
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = os.path.join(tmp, "generator")
+                self.save_pretrained(folder)
+                info = push_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+                # from now on this generator is that commit (a synthetic dataset card links to it)
+                self.source.update(commit=getattr(info, "oid", None), directory=None,
+                                   fingerprint=generator_fingerprint(folder))
+        except BaseException:
+            self.source = previous
+            raise
+        return getattr(info, "commit_url", str(info))
 
     def push_synthetic_dataset(self, repo_id: str, *, num_rows: int | dict[str, int], seed: int | None = None,
                                conditions: dict | None = None, batch_size: int | None = None,
