@@ -6,7 +6,7 @@
     ds = load_dataset("user/adult-generator", "synthetic", num_rows={"train": 10_000, "test": 2_000}, seed=0)
     stream = load_dataset("adult-generator", num_rows=1_000_000, split="train", streaming=True)
 
-:class:`SyntheticBuilder` is a public `datasets.ArrowBasedBuilder`: ``download_and_prepare(num_proc=)``
+:class:`SyntheticBuilder` is a public `datasets.GeneratorBasedBuilder`: ``download_and_prepare(num_proc=)``
 samples the chunks of each split (see :mod:`hf_synth.streams`) in parallel and writes them to
 datasets' cache; ``as_streaming_dataset`` samples them lazily instead. The cache directory is keyed
 on the config and on a fingerprint of the generator's files, so a re-saved generator or another
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 import re
 from typing import Any, Iterator
@@ -25,9 +24,8 @@ from typing import Any, Iterator
 import datasets
 from datasets.builder import Key
 
-from . import __version__
 from .errors import GeneratorLoadError, HFSynthError
-from .hub import GENERATOR_CONFIG_FILE, SCHEMA_FILE, read_json, resolve_generator_dir
+from .hub import GENERATOR_CONFIG_FILE, SCHEMA_FILE, generator_fingerprint, read_json, resolve_generator_dir
 from .schema import RecordSchema
 from .streams import (
     Chunk,
@@ -103,18 +101,6 @@ class GeneratorSource:
         return GENERATORS[name]
 
 
-def generator_fingerprint(directory: str) -> str:
-    """Names a saved generator's content: its config file lists the sha256 of every other file."""
-    with open(os.path.join(directory, GENERATOR_CONFIG_FILE), "rb") as f:
-        return hashlib.sha256(f.read() + __version__.encode()).hexdigest()[:16]
-
-
-def hub_commit(directory: str) -> str | None:
-    """The commit of a Hub snapshot directory (``.../snapshots/<commit sha>``), else ``None``."""
-    parent, name = os.path.split(os.path.normpath(directory))
-    return name if os.path.basename(parent) == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", name) else None
-
-
 @functools.lru_cache(maxsize=4)
 def _load_generator(directory: str, fingerprint: str) -> Any:
     """One loaded generator per process (``num_proc`` workers each load their own)."""
@@ -123,7 +109,7 @@ def _load_generator(directory: str, fingerprint: str) -> Any:
     return AutoGenerator.from_pretrained(directory)
 
 
-class SyntheticBuilder(datasets.ArrowBasedBuilder):
+class SyntheticBuilder(datasets.GeneratorBasedBuilder):
     """A dataset whose rows a saved hf_synth generator samples.
 
     Use it like any builder (``download_and_prepare(num_proc=...)``, ``as_dataset``,
@@ -150,6 +136,7 @@ class SyntheticBuilder(datasets.ArrowBasedBuilder):
         if features is not None and features != self.source.schema.features:
             raise HFSynthError("features must equal the generator's schema features; cast the loaded dataset instead")
         self._num_proc: int | None = None
+        self._preparing_pid: int | None = None
         # the generator's fingerprint is the cache directory's hash: a changed generator never reuses rows
         super().__init__(*args, generator=str(generator), revision=revision, token=token,
                          dataset_name=dataset_name or "hf_synth", hash=self.source.fingerprint, **kwargs)
@@ -187,7 +174,7 @@ class SyntheticBuilder(datasets.ArrowBasedBuilder):
         )
 
     def download_and_prepare(self, *args: Any, num_proc: int | None = None, **kwargs: Any) -> None:
-        self._num_proc = num_proc  # each worker then uses its share of the CPU cores
+        self._num_proc, self._preparing_pid = num_proc, os.getpid()  # workers then use their share of the cores
         super().download_and_prepare(*args, num_proc=num_proc, **kwargs)
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
@@ -197,15 +184,17 @@ class SyntheticBuilder(datasets.ArrowBasedBuilder):
             for split, rows in self.split_rows().items()
         ]
 
-    def _generate_tables(self, chunks: list[Chunk]) -> Iterator[tuple[Key, Any]]:
+    def _generate_examples(self, chunks: list[Chunk]) -> Iterator[tuple[Key, dict]]:
         self._share_cores()
         generator = _load_generator(self.source.directory, self.source.fingerprint)
         options = {**(self.config.sample_options or {}), "progress": False}
         for shard, chunk in enumerate(chunks):
-            yield Key(shard, 0), sample_chunk(generator, chunk, self.config.conditions, options).data.table
+            for index, row in enumerate(sample_chunk(generator, chunk, self.config.conditions, options)):
+                yield Key(shard, index), row
 
     def _share_cores(self) -> None:
-        if self._num_proc and self._num_proc > 1:
+        in_worker = self._preparing_pid is not None and os.getpid() != self._preparing_pid
+        if in_worker and self._num_proc and self._num_proc > 1:
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self._num_proc))

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from typing import Any
 
+from . import __version__
 from .errors import GeneratorLoadError, HFSynthError
 
 GENERATOR_CONFIG_FILE = "generator_config.json"
@@ -46,6 +48,18 @@ def hash_files(directory: str, exclude: tuple[str, ...] = (GENERATOR_CONFIG_FILE
             if rel not in exclude:
                 hashes[rel] = sha256_file(full)
     return dict(sorted(hashes.items()))
+
+
+def generator_fingerprint(directory: str) -> str:
+    """Names a saved generator's content: its config file lists the sha256 of every other file."""
+    with open(os.path.join(directory, GENERATOR_CONFIG_FILE), "rb") as f:
+        return hashlib.sha256(f.read() + __version__.encode()).hexdigest()[:16]
+
+
+def hub_commit(directory: str) -> str | None:
+    """The commit of a Hub snapshot directory (``.../snapshots/<commit sha>``), else ``None``."""
+    parent, name = os.path.split(os.path.normpath(directory))
+    return name if os.path.basename(parent) == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", name) else None
 
 
 def verify_files(directory: str, hashes: dict[str, str]) -> None:

@@ -56,9 +56,10 @@ def plan_chunks(split: str, num_rows: int, batch_size: int, seed: int) -> list[C
 
 
 def sample_chunk(generator: "BaseGenerator", chunk: Chunk, conditions: dict | None,
-                 options: dict[str, Any]) -> datasets.Dataset:
+                 options: dict[str, Any]) -> list[dict]:
     """The chunk's rows, decoded as one batch."""
-    return generator.sample(chunk.rows, conditions=conditions, seed=chunk.seed, **{**options, "batch_size": chunk.rows})
+    return generator.sample_records(chunk.rows, conditions=conditions, seed=chunk.seed,
+                                    **{**options, "batch_size": chunk.rows})
 
 
 def batch_size_for(generator_config: dict[str, Any], batch_size: Any) -> int:
@@ -112,8 +113,9 @@ def sample_splits(generator: "BaseGenerator", num_rows: Any, *, seed: int, condi
     batch_size = batch_size_for(generator.config.to_dict(), batch_size)
     options = {**check_sample_options(type(generator), options), "progress": False}
     return datasets.DatasetDict({
-        split: datasets.concatenate_datasets([sample_chunk(generator, chunk, conditions, options)
-                                              for chunk in plan_chunks(split, rows, batch_size, seed)])
+        split: datasets.Dataset.from_list([row for chunk in plan_chunks(split, rows, batch_size, seed)
+                                           for row in sample_chunk(generator, chunk, conditions, options)],
+                                          features=generator.schema.features)
         for split, rows in splits.items()
     })
 

@@ -302,3 +302,22 @@ def test_balance_class_label_column(saved, real):
     assert balanced.features["income"] == labelled.features["income"]
     counts = collections.Counter(balanced["income"])
     assert len(counts) == 2 and len(set(counts.values())) == 1
+
+
+def test_endless_stream_feeds_a_transformers_trainer(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    class AgeModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(1, 1)
+
+        def forward(self, age):
+            return {"loss": (self.linear(age.float().unsqueeze(-1) / 100) ** 2).mean()}
+
+    stream = tiny_generator().as_iterable_dataset(seed=0, batch_size=16).select_columns(["age"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=8, report_to=[],
+                             use_cpu=True, save_strategy="no", logging_strategy="no", dataloader_num_workers=0)
+    trainer = Trainer(model=AgeModel(), args=args, train_dataset=stream)
+    trainer.train()
+    assert trainer.state.global_step == 3

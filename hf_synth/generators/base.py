@@ -25,7 +25,9 @@ from ..hub import (
     GENERATOR_CONFIG_FILE,
     MODEL_CARD_FILE,
     SCHEMA_FILE,
+    generator_fingerprint,
     hash_files,
+    hub_commit,
     push_folder,
     read_json,
     replace_directory,
@@ -132,13 +134,25 @@ class BaseGenerator(abc.ABC):
         self._check_fitted()
         if output is not None:
             check_output_path(output, overwrite)
+        records = self.sample_records(num_rows, conditions=conditions, seed=seed, curation=curation,
+                                      max_rounds=max_rounds, **options)
+        return self._finish(records, output, overwrite)
+
+    def sample_records(self, num_rows: int | None = None, *, conditions: Any = None, seed: int | None = None,
+                       curation: list | None = None, max_rounds: int = 10, **options: Any) -> list[dict]:
+        """What :meth:`sample` returns, as plain dicts with the columns in schema order (streams and
+        dataset builders use this to skip building an Arrow table per chunk)."""
+        self._check_fitted()
         rows = condition_rows(self.schema, conditions, num_rows)
         seed = self.config.seed if seed is None else seed
         if curation:
             records, report = self._sample_curated(rows, seed, curation, max_rounds, options)
         else:
             records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
-        return self._finish(records, report, output, overwrite)
+        self.last_report = report
+        logger.info("sampling: %s", report)
+        columns = list(self.schema.fields)
+        return [{c: r[c] for c in columns} for r in records]
 
     def as_iterable_dataset(self, num_rows: int | None = None, *, seed: int | None = None, conditions: Any = None,
                             batch_size: int | None = None, num_shards: int | None = None,
@@ -214,16 +228,13 @@ class BaseGenerator(abc.ABC):
             filled, report = self._sample_rows([rows[i] for i in todo], seed=seed, nonnull=[nonnull[i] for i in todo], **options)
             for i, record in zip(todo, filled):
                 records[i] = record
-        for record in records:
-            for column in self.schema.fields:
-                record.setdefault(column, None)
-        return self._finish(records, report, output, overwrite)
-
-    def _finish(self, records: list[dict], report: SamplingReport, output: str | None, overwrite: bool) -> datasets.Dataset:
         self.last_report = report
-        logger.info("sampling: %s", report)
         columns = list(self.schema.fields)
-        records = [{c: r[c] for c in columns} for r in records]
+        return self._finish([{c: r.get(c) for c in columns} for r in records], output, overwrite)
+
+    def _finish(self, records: list[dict], output: str | None, overwrite: bool) -> datasets.Dataset:
+        """``records`` (columns in schema order) as a Dataset with the schema's Features, also written to ``output``."""
+        columns = list(self.schema.fields)
         if records:
             dataset = datasets.Dataset.from_list(records, features=self.schema.features)
         else:  # curation may reject every row; from_list cannot build an empty table
@@ -314,8 +325,6 @@ class BaseGenerator(abc.ABC):
 
             generator.evaluation = Report.load(os.path.join(directory, EVALUATION_DIR))
         generator._load_components(directory, meta)
-        from ..builder import generator_fingerprint, hub_commit
-
         generator.source = {"path_or_repo_id": str(path_or_repo_id), "revision": revision,
                             "commit": hub_commit(directory), "directory": os.path.abspath(directory),
                             "fingerprint": generator_fingerprint(directory)}
@@ -325,8 +334,6 @@ class BaseGenerator(abc.ABC):
                     commit_message: str = "Upload hf_synth generator") -> str:
         """Save and upload the generator as a Hub model repo; returns the commit URL."""
         self._check_fitted()
-        from ..builder import generator_fingerprint
-
         previous = self.source
         self.source = {"path_or_repo_id": repo_id, "revision": None}  # the model card shows how to load it
         try:
