@@ -214,6 +214,7 @@ def load_dataset(
     split: str | None = None,
     cache_dir: str | None = None,
     download_mode: str | None = None,
+    verification_mode: str | None = None,
     keep_in_memory: bool | None = None,
     revision: str | None = None,
     token: str | bool | None = None,
@@ -258,5 +259,5 @@ def load_dataset(
         if split is not None and "[" in str(split):
             raise HFSynthError("a streamed split cannot be sliced; use .skip() and .take() on the stream")
         return builder.as_streaming_dataset(split=split)
-    builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
+    builder.download_and_prepare(download_mode=download_mode, verification_mode=verification_mode, num_proc=num_proc)
     return builder.as_dataset(split=split, in_memory=bool(keep_in_memory))

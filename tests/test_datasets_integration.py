@@ -151,6 +151,8 @@ def test_datasets_load_dataset_route(saved, cache):
     assert isinstance(builder, hf_synth.SyntheticBuilder)
     with pytest.raises(HFSynthError, match="data_files"):
         datasets.load_dataset("hf_synth", generator=saved, num_rows=5, data_files="x.csv")
+    with pytest.raises(HFSynthError, match="name the generator"):
+        datasets.load_dataset("hf_synth", "synthetic", num_rows=5)
 
 
 def test_route_is_installed_when_datasets_is_imported_after_hf_synth(saved, tmp_path):
@@ -321,3 +323,44 @@ def test_endless_stream_feeds_a_transformers_trainer(tmp_path):
     trainer = Trainer(model=AgeModel(), args=args, train_dataset=stream)
     trainer.train()
     assert trainer.state.global_step == 3
+
+
+def test_split_dataset_by_node_gives_each_rank_its_own_chunks(saved):
+    from datasets.distributed import split_dataset_by_node
+
+    stream = AutoGenerator.from_pretrained(saved).as_iterable_dataset(32, seed=0, batch_size=8)
+    ranks = [rows(split_dataset_by_node(stream, rank=rank, world_size=2)) for rank in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 16
+    key = lambda row: tuple(sorted(row.items()))  # noqa: E731
+    assert collections.Counter(map(key, ranks[0] + ranks[1])) == collections.Counter(map(key, rows(stream)))
+
+
+def test_worker_handles_pickle_small_and_reload_a_saved_generator(saved):
+    import pickle
+
+    from hf_synth.streams import _LIVE, GeneratorRef
+
+    loaded = AutoGenerator.from_pretrained(saved)
+    state = pickle.dumps(GeneratorRef(loaded))
+    assert len(state) < 1000  # a key and a path, not the model
+    _LIVE.clear()  # as in a spawned worker, which shares nothing with this process
+    reloaded = pickle.loads(state).get()
+    assert reloaded is not loaded
+    assert reloaded.sample(5, seed=0, progress=False).to_list() == loaded.sample(5, seed=0, progress=False).to_list()
+
+    in_memory = pickle.dumps(GeneratorRef(tiny_generator()))
+    _LIVE.clear()
+    with pytest.raises(HFSynthError, match="never saved"):
+        pickle.loads(in_memory).get()
+
+
+def test_augment_fingerprint_names_the_generator_and_settings(saved, tmp_path):
+    from datasets.fingerprint import Hasher
+
+    generator = AutoGenerator.from_pretrained(saved)
+    assert Hasher.hash(augment(generator, k=2, seed=0)) == Hasher.hash(augment(generator, k=2, seed=0))
+    assert Hasher.hash(augment(generator, k=2, seed=0)) != Hasher.hash(augment(generator, k=2, seed=1))
+    other = str(tmp_path / "other")
+    tiny_generator(seed=3).save_pretrained(other)
+    assert Hasher.hash(augment(AutoGenerator.from_pretrained(other), k=2, seed=0)) != \
+        Hasher.hash(augment(generator, k=2, seed=0))
