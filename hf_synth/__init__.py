@@ -20,6 +20,8 @@ _LAZY = {
     "AutoGenerator": "hf_synth.generators.base",
     "BaseGenerator": "hf_synth.generators.base",
     "LMGenerator": "hf_synth.generators.lm",
+    "DiffLMGenerator": "hf_synth.generators.difflm",
+    "DiffLMGeneratorConfig": "hf_synth.generators.difflm",
     "LMGeneratorConfig": "hf_synth.generators.lm",
     "RecordSchema": "hf_synth.schema",
     "RecordCodec": "hf_synth.codec",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from .data import load_demo_dataset
     from .errors import ConditionError, GeneratorLoadError, HFSynthError, SchemaError
     from .generators.base import AutoGenerator, BaseGenerator
+    from .generators.difflm import DiffLMGenerator, DiffLMGeneratorConfig
     from .generators.lm import LMGenerator, LMGeneratorConfig
     from .io import load_input
     from .sampling import SamplingReport

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from transformers import (
@@ -30,6 +30,8 @@ from .tokenizer import PieceVocab, encode_prompt
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
+#: ``prefix(row indices) -> (rows, P, hidden)`` input embeddings placed before each prompt.
+PrefixEmbeddings = Callable[[list[int]], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -70,8 +72,13 @@ def sample_records(
     seed: int,
     options: DecodingOptions,
     nonnull: list[Iterable[str]] | None = None,
+    prefix: PrefixEmbeddings | None = None,
 ) -> tuple[list[dict], SamplingReport]:
-    """Sample one record per entry of ``rows`` (the fixed values of that row)."""
+    """Sample one record per entry of ``rows`` (the fixed values of that row).
+
+    ``prefix(indices)`` gives, for those rows, input embeddings ``(len(indices), P, hidden)`` placed
+    before each prompt: soft prompts, or the embeddings of reserved prefix tokens.
+    """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -87,7 +94,7 @@ def sample_records(
             batch = pending[first : first + options.batch_size]
             batch_seed = (seed * 1_000_003 + attempt * 7_919 + number) % (2**63)
             results = _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
-                                    vocab, batch_seed, options, budget)
+                                    vocab, batch_seed, options, budget, prefix(batch) if prefix is not None else None)
             for index, record in zip(batch, results):
                 if record is None:
                     failed.append(index)
@@ -106,6 +113,23 @@ def sample_records(
     return records, report
 
 
+def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torch.Tensor]:
+    """``[pad | prefix | prompt]`` rows as input embeddings: each row's prefix sits right before its
+    own (left-padded) prompt, so positions count from the prefix as in training."""
+    tokens = model.get_input_embeddings()(input_ids.to(model.device))  # (B, W, H)
+    batch, width, _ = tokens.shape
+    slots = prefix.shape[1]
+    embeds = tokens.new_zeros((batch, slots + width, tokens.shape[2]))  # (B, P + W, H)
+    mask = torch.zeros((batch, slots + width), dtype=torch.long)
+    prefix = prefix.to(device=tokens.device, dtype=tokens.dtype)
+    for row, length in enumerate(lengths):
+        start = width - length
+        embeds[row, start : start + slots] = prefix[row]
+        embeds[row, start + slots :] = tokens[row, start:]
+        mask[row, start:] = 1
+    return {"inputs_embeds": embeds, "attention_mask": mask}
+
+
 class GumbelNoise(LogitsProcessor):
     """Adds seeded Gumbel(0, 1) noise to log-probabilities, so that greedy decoding samples."""
 
@@ -119,7 +143,8 @@ class GumbelNoise(LogitsProcessor):
 
 
 @torch.no_grad()
-def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens) -> list[dict | None]:
+def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens,
+                  prefix: torch.Tensor | None = None) -> list[dict | None]:
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), vocab.pad_id, dtype=torch.long)
@@ -130,12 +155,17 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
         attention[row, width - len(prompt) :] = 1
         state = grammar.feed(grammar.initial_state(nonnull=columns), prompt)
         states.append(grammar.with_natural_order(state))
+    inputs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention}
+    if prefix is not None:
+        inputs = _with_prefix(model, input_ids, attention, prefix, [len(p) for p in prompts])
+    length = inputs["attention_mask"].shape[1]
     if options.context_length is not None:
         # positions past the model's context do not exist (GPT-2 learns one embedding per position)
-        max_new_tokens = min(max_new_tokens, options.context_length - width)
+        max_new_tokens = min(max_new_tokens, options.context_length - length)
         if max_new_tokens <= 0:
-            raise HFSynthError(f"the conditions take {width} tokens, the whole context of the model")
-    processor = SchemaLogitsProcessor(grammar, states, width)
+            raise HFSynthError(f"the conditions take {length} tokens, the whole context of the model")
+    # with inputs_embeds, generate hands the logits processors only the new tokens
+    processor = SchemaLogitsProcessor(grammar, states, width if prefix is None else 0)
     processors = [processor]
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))
@@ -148,10 +178,10 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
         do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
     )
     output = model.generate(
-        input_ids=input_ids.to(device), attention_mask=attention.to(device),
+        **{name: tensor.to(device) for name, tensor in inputs.items()},
         generation_config=config, logits_processor=LogitsProcessorList(processors),
     )
-    generated = output[:, width:].tolist()
+    generated = (output[:, width:] if prefix is None else output).tolist()
     results = []
     for prompt, tokens in zip(prompts, generated):
         try:

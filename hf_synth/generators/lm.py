@@ -58,6 +58,9 @@ class LMGeneratorConfig(GeneratorConfig):
         permute_probability: Share of training records written with a random subset of columns first
             (so any subset can be given as a condition); the rest use the natural column order.
         max_length: Context length of the model trained from scratch (``None``: fitted to the data).
+        prefix_slots: Positions reserved before every record: training records start with this many
+            ``<bos>`` tokens. A decoder trained this way takes a soft prompt of that length in their
+            place (DiffLM); 0 for a plain LM generator. Only for a model trained from scratch.
         seed: Seed of the train/validation split, initialisation, data order and default sampling seed.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast for a model
@@ -94,6 +97,7 @@ class LMGeneratorConfig(GeneratorConfig):
     checkpoint_steps: int = 500
     permute_probability: float = 0.5
     max_length: int | None = None
+    prefix_slots: int = 0
     seed: int = 0
     device: str = "auto"
     mixed_precision: str = "auto"
@@ -122,8 +126,21 @@ class LMGeneratorConfig(GeneratorConfig):
             raise ConfigError(f"LMGeneratorConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ConfigError("LMGeneratorConfig.learning_rate must be > 0")
+        if self.prefix_slots < 0:
+            raise ConfigError("LMGeneratorConfig.prefix_slots must be >= 0")
+        if self.prefix_slots and self.model is not None:
+            raise ConfigError("LMGeneratorConfig.prefix_slots is for a model trained from scratch (model=None)")
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError("LMGeneratorConfig.max_length must be at least 8")
+
+
+@dataclasses.dataclass
+class RecordSplit:
+    """The seeded train/validation split of a dataset's records (see :meth:`LMGenerator.prepare`)."""
+
+    train_rows: list[dict]
+    val_rows: list[dict]
+    codec: RecordCodec
 
 
 @register
@@ -163,46 +180,16 @@ class LMGenerator(BaseGenerator):
         """
         config = self.config
         data = load_input(dataset, **load_kwargs)
-        schema = RecordSchema.from_dataset(data)
-        for warning in schema.warnings:
-            logger.warning(warning)
-        if data.num_rows < 2:
-            raise SchemaError("the dataset needs at least 2 rows (one for training, one for validation)")
-        records = data.to_list()
-        vocab, model_source = self._build_vocab(schema, records)
-        codec = RecordCodec(schema)
-        counts = [column_token_counts(vocab, schema, r) for r in records]
-        lengths = [sum(c.values()) for c in counts]
-        self.text_limits = _text_limits(vocab, schema, records)
-        self.max_new_tokens = _length_bound(schema, counts)
-        context = self._context_length(model_source, self.max_new_tokens + 8)
-        longest = max(lengths)
-        if longest > context:
-            worst = counts[lengths.index(longest)]
-            top = sorted(worst.items(), key=lambda kv: -kv[1])[:3]
-            detail = ", ".join(f"{readable_path(c) or 'structure'} ({n} tokens)" for c, n in top)
-            raise SchemaError(
-                f"the longest record is {longest} tokens but the model's context is {context}; the longest "
-                f"columns are {detail}. Drop or shorten them (--columns), or use a model with a longer context"
-            )
-        self.max_new_tokens = min(self.max_new_tokens, context)
-
-        rng = random.Random(config.seed)
-        order = list(range(len(records)))
-        rng.shuffle(order)
-        n_val = max(1, min(config.max_validation_rows, int(round(config.validation_size * len(records)))))
-        val_rows = [records[i] for i in order[:n_val]]
-        train_rows = [records[i] for i in order[n_val:]]
+        split = self.prepare(data)
+        schema, vocab, codec, slots = self.schema, self.vocab, split.codec, config.prefix_slots
 
         def train_examples(epoch: int) -> list[list[int]]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
-            return [encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
-                    for r in train_rows]
+            return [[vocab.bos_id] * slots + encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
+                    for r in split.train_rows]
 
-        val_examples = [encode_record(vocab, schema, r) for r in val_rows]
-        torch.manual_seed(config.seed)
-        model = self._build_model(model_source, vocab, context)
-        lr = config.learning_rate or (1e-3 if model_source is None else (2e-4 if config.use_lora else 5e-5))
+        val_examples = [[vocab.bos_id] * slots + encode_record(vocab, schema, r) for r in split.val_rows]
+        lr = config.learning_rate or (1e-3 if config.model is None else (2e-4 if config.use_lora else 5e-5))
         args = TrainingArguments(
             epochs=config.epochs, batch_size=config.batch_size, learning_rate=lr, weight_decay=config.weight_decay,
             warmup_ratio=config.warmup_ratio, patience=config.patience, seed=config.seed, eval_steps=config.eval_steps,
@@ -210,20 +197,59 @@ class LMGenerator(BaseGenerator):
             mixed_precision=self._mixed_precision(),
         )
         run_key = f"{schema.fingerprint}:{hashlib.sha256(config.to_json().encode()).hexdigest()[:16]}"
-        result = train_causal_lm(model, train_examples, len(train_rows), val_examples, vocab.pad_id, args, run_key)
+        result = train_causal_lm(self.model, train_examples, len(split.train_rows), val_examples, vocab.pad_id, args, run_key)
+        self.training_info.update({
+            "dataset": dataset_name(dataset),
+            "epochs": result.epochs, "steps": result.steps, "best_validation_loss": round(result.best_val_loss, 5),
+            "stopped_early": result.stopped_early, "fit_seconds": round(result.seconds, 1), "history": result.history,
+        })
+        return self
 
-        self.schema, self.vocab, self.model = schema, vocab, model
+    def prepare(self, data: Any) -> "RecordSplit":
+        """Everything :meth:`fit` does before training: the schema, the vocabulary, the context length,
+        the model (new, or the pretrained one) and the seeded train/validation split of the rows.
+
+        DiffLM uses it to wrap a pretrained causal LM that it keeps frozen.
+        """
+        config = self.config
+        data = load_input(data)
+        schema = RecordSchema.from_dataset(data)
+        for warning in schema.warnings:
+            logger.warning(warning)
+        if data.num_rows < 2:
+            raise SchemaError("the dataset needs at least 2 rows (one for training, one for validation)")
+        records = data.to_list()
+        vocab, model_source = self._build_vocab(schema, records)
+        counts = [column_token_counts(vocab, schema, r) for r in records]
+        lengths = [sum(c.values()) for c in counts]
+        self.text_limits = _text_limits(vocab, schema, records)
+        self.max_new_tokens = _length_bound(schema, counts)
+        slots = config.prefix_slots
+        context = self._context_length(model_source, self.max_new_tokens + 8 + slots)
+        longest = max(lengths)
+        if longest + slots > context:
+            worst = counts[lengths.index(longest)]
+            top = sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+            detail = ", ".join(f"{readable_path(c) or 'structure'} ({n} tokens)" for c, n in top)
+            raise SchemaError(
+                f"the longest record is {longest} tokens but the model's context is {context}; the longest "
+                f"columns are {detail}. Drop or shorten them (--columns), or use a model with a longer context"
+            )
+        self.max_new_tokens = min(self.max_new_tokens, context - slots)
+
+        train_rows, val_rows = split_records(records, config.seed, config.validation_size, config.max_validation_rows)
+        torch.manual_seed(config.seed)
+        self.model = self._build_model(model_source, vocab, context)
+        self.schema, self.vocab = schema, vocab
         self.source = None  # no longer the saved generator it may have been loaded from
         self.grammar = RecordGrammar(schema, vocab, self.text_limits)
         self.training_info = {
-            "rows": data.num_rows, "train_rows": len(train_rows), "validation_rows": n_val,
-            "fingerprint": schema.fingerprint, "dataset": _dataset_name(dataset),
-            "epochs": result.epochs, "steps": result.steps, "best_validation_loss": round(result.best_val_loss, 5),
-            "stopped_early": result.stopped_early, "fit_seconds": round(result.seconds, 1),
-            "parameters": sum(p.numel() for p in model.parameters()), "history": result.history,
+            "rows": data.num_rows, "train_rows": len(train_rows), "validation_rows": len(val_rows),
+            "fingerprint": schema.fingerprint, "dataset": None, "epochs": 0, "steps": 0,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
             "context_length": context, "max_record_tokens": longest,
         }
-        return self
+        return RecordSplit(train_rows, val_rows, RecordCodec(schema))
 
     def _mixed_precision(self) -> str:
         if self.config.mixed_precision != "auto":
@@ -290,23 +316,39 @@ class LMGenerator(BaseGenerator):
                      batch_size: int | None = None, temperature: float | None = None, top_p: float | None = None,
                      numeric_bounds: dict[str, tuple[float, float]] | None = None, progress: bool = True,
                      ) -> tuple[list[dict], SamplingReport]:
+        grammar, options = self.decoding(
+            batch_size=batch_size or self.config.sample_batch_size,
+            temperature=self.config.temperature if temperature is None else temperature,
+            top_p=self.config.top_p if top_p is None else top_p, numeric_bounds=numeric_bounds, progress=progress)
+        model = self._sampling_model()
+        return sample_records(model, grammar, self.vocab, self.schema, rows, seed=seed, options=options,
+                              nonnull=nonnull, prefix=self._slot_prefix(model))
+
+    def decoding(self, *, batch_size: int, temperature: float, top_p: float,
+                 numeric_bounds: dict[str, tuple[float, float]] | None, progress: bool,
+                 ) -> tuple[RecordGrammar, DecodingOptions]:
+        """The grammar and decoding options of a sampling call (also used by DiffLM, whose decoder this is)."""
         grammar = self.grammar
         if numeric_bounds:
             unknown = [c for c in numeric_bounds if c not in self.schema.fields or self.schema.fields[c].kind != "numeric"]
             if unknown:
                 raise HFSynthError(f"numeric_bounds names columns that are not numeric: {unknown}")
             grammar = RecordGrammar(self.schema, self.vocab, self.text_limits, numeric_bounds)
-        options = DecodingOptions(
-            batch_size=batch_size or self.config.sample_batch_size,
-            temperature=self.config.temperature if temperature is None else temperature,
-            top_p=self.config.top_p if top_p is None else top_p,
-            max_new_tokens=self.max_new_tokens, progress=progress,
-            context_length=self.training_info.get("context_length"),
-        )
+        options = DecodingOptions(batch_size=batch_size, temperature=temperature, top_p=top_p,
+                                  max_new_tokens=self.max_new_tokens, progress=progress,
+                                  context_length=self.training_info.get("context_length"))
         if options.batch_size <= 0 or options.temperature <= 0:
             raise HFSynthError("batch_size and temperature must be > 0")
-        return sample_records(self._sampling_model(), grammar, self.vocab, self.schema, rows, seed=seed,
-                              options=options, nonnull=nonnull)
+        return grammar, options
+
+    def _slot_prefix(self, model: torch.nn.Module) -> Any:
+        """The reserved ``<bos>`` positions of a decoder trained with ``prefix_slots``, as a prefix."""
+        if not self.config.prefix_slots:
+            return None
+        ids = torch.full((1, self.config.prefix_slots), self.vocab.bos_id, dtype=torch.long, device=model.device)
+        with torch.no_grad():
+            slots = model.get_input_embeddings()(ids)  # (1, P, H)
+        return lambda rows: slots.expand(len(rows), -1, -1)
 
     def _sampling_model(self) -> torch.nn.Module:
         """The model used for decoding: a bfloat16 copy where that is faster (``sample_dtype``)."""
@@ -325,16 +367,21 @@ class LMGenerator(BaseGenerator):
         return cached[1]
 
     # ------------------------------------------------------------------ persistence
-    def _save_components(self, directory: str) -> dict[str, Any]:
+    def _save_components(self, directory: str, include_model: bool = True) -> dict[str, Any]:
+        """``include_model=False`` stores a pretrained model as its id and revision only (DiffLM's
+        frozen decoder), not as a copy of its weights."""
         model_dir = os.path.join(directory, MODEL_DIR)
         tokenizer_dir = os.path.join(directory, TOKENIZER_DIR)
-        self.model.save_pretrained(model_dir, safe_serialization=True)
+        if include_model:
+            self.model.save_pretrained(model_dir, safe_serialization=True)
+        elif self.config.model is None:
+            raise HFSynthError("a model trained from scratch cannot be saved as a reference")
         if isinstance(self.vocab, RecordTokenizer):
             self.vocab.save(tokenizer_dir)
         else:
             self.hf_tokenizer.save_pretrained(tokenizer_dir)
         return {
-            "components": {"model": "peft" if self.config.use_lora else "transformers",
+            "components": {"model": ("peft" if self.config.use_lora else "transformers") if include_model else "reference",
                            "tokenizer": type(self.vocab).__name__},
             "text_limits": self.text_limits,
             "max_new_tokens": self.max_new_tokens,
@@ -363,7 +410,17 @@ class LMGenerator(BaseGenerator):
         self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
 
 
-def _dataset_name(dataset: Any) -> str | None:
+def split_records(records: list[dict], seed: int, validation_size: float, max_validation_rows: int,
+                  ) -> tuple[list[dict], list[dict]]:
+    """The seeded ``(train, validation)`` split: ``validation_size`` of the rows, at least one, at most
+    ``max_validation_rows``."""
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, min(max_validation_rows, int(round(validation_size * len(records)))))
+    return [records[i] for i in order[n_val:]], [records[i] for i in order[:n_val]]
+
+
+def dataset_name(dataset: Any) -> str | None:
     """What the model card may say about the training data: a Hub id, or a local file's base name
     (never a local path, which can be private)."""
     if not isinstance(dataset, (str, os.PathLike)):
@@ -382,6 +439,9 @@ def _cpu_has_native_bf16() -> bool:
 def _load_model(model_dir: str, kind: str | None, config: LMGeneratorConfig) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
+    if kind == "reference":  # the pretrained model itself, from its id or path
+        return AutoModelForCausalLM.from_pretrained(config.model, revision=config.revision,
+                                                    trust_remote_code=False, use_safetensors=True)
     if kind == "peft":
         from peft import PeftModel
 

@@ -337,3 +337,30 @@ def test_config_validation():
 def test_sampling_an_unfitted_generator():
     with pytest.raises(HFSynthError, match="not fitted"):
         LMGenerator().sample(3)
+
+
+# ---------------------------------------------------------------------------- input-embedding prefixes
+def test_an_empty_embedding_prefix_decodes_exactly_like_token_ids(fitted, adult):
+    """The inputs_embeds path (soft prompts) places prompts and positions as the input_ids path does."""
+    from hf_synth.sampling import sample_records
+
+    conditions = [{}, {"sex": "Female"}, {"age": 37, "education": "Bachelors", "sex": "Male"}] * 4
+    rows = [dict(c) for c in conditions]
+    grammar, options = fitted.decoding(batch_size=8, temperature=1.0, top_p=1.0, numeric_bounds=None, progress=False)
+    model = fitted.model
+    hidden = model.get_input_embeddings().embedding_dim
+    plain, _ = sample_records(model, grammar, fitted.vocab, fitted.schema, rows, seed=5, options=options)
+    empty = lambda indices: torch.zeros((len(indices), 0, hidden))  # noqa: E731
+    embedded, _ = sample_records(model, grammar, fitted.vocab, fitted.schema, rows, seed=5, options=options, prefix=empty)
+    assert embedded == plain
+    assert [r["sex"] for r in embedded[1::3]] == ["Female"] * 4
+
+
+def test_prefix_slots_train_and_sample_with_reserved_positions(adult):
+    generator = LMGenerator(**TINY, prefix_slots=3).fit(adult, progress=False)
+    info = generator.training_info
+    assert info["context_length"] >= info["max_record_tokens"] + 3 and generator.max_new_tokens <= info["context_length"] - 3
+    rows = generator.sample(40, seed=0, conditions={"sex": "Female"}, progress=False)
+    assert set(rows["sex"]) == {"Female"} and _valid(generator, rows)
+    with pytest.raises(ConfigError, match="prefix_slots"):
+        LMGenerator(model="gpt2", prefix_slots=2)

@@ -1,0 +1,129 @@
+"""Configuration of :class:`~hf_synth.generators.difflm.DiffLMGenerator`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ...configuration import ConfigError, GeneratorConfig, in_range, positive
+
+#: Bounds that keep a fit meaningful: a latent must carry something, a soft prompt must fit the context.
+MAX_LATENT_DIM = 1024
+MAX_VIRTUAL_TOKENS = 64
+
+
+@dataclasses.dataclass
+class DiffLMGeneratorConfig(GeneratorConfig):
+    """Configuration of :class:`DiffLMGenerator` (DiffLM, arXiv 2411.03250).
+
+    Args:
+        decoder: Hub id or local path of a pretrained causal LM used as the frozen decoder. ``None``
+            (the offline default) first trains the LM generator's own small GPT-2 on the data (with
+            ``num_virtual_tokens + prefix_length`` reserved positions), then freezes it.
+        decoder_revision: Revision of ``decoder`` on the Hub.
+        decoder_options: :class:`~hf_synth.LMGeneratorConfig` fields for the decoder trained from
+            scratch (``n_layer``, ``n_embd``, ``epochs``, ...).
+        encoder: Hub id or local path of a Hugging Face encoder (e.g. a BERT) that reads the record as
+            JSON text; ``None`` trains a small BERT from scratch on the decoder's record tokens.
+        encoder_revision: Revision of ``encoder`` on the Hub.
+        encoder_layers, encoder_hidden, encoder_heads: Size of the encoder trained from scratch.
+        latent_dim: Size ``d`` of the latent ``z``.
+        num_virtual_tokens: ``k``: the latent becomes ``k`` soft-prompt vectors (``Linear(d, k*hidden)``).
+        prefix_length: Learned prefix vectors placed before the soft prompt (0: the plain soft prompt).
+        vae_epochs: Maximum passes over the data while training the encoder and the projection.
+        batch_size: VAE training batch size.
+        learning_rate: VAE learning rate (AdamW).
+        weight_decay: AdamW weight decay of the VAE.
+        beta_max, beta_min: The KL weight starts at ``beta_max`` and is multiplied by ``beta_decay``
+            each time the validation loss has not improved for ``beta_patience`` evaluations, down
+            to ``beta_min``.
+        beta_decay, beta_patience: See above.
+        patience: Stop after this many evaluations without a better validation loss.
+        eval_steps: Also evaluate every this many steps (0: once per epoch).
+        validation_size, max_validation_rows: Rows held out for validation.
+        diffusion_steps: Training steps of the latent diffusion model.
+        diffusion_hidden: Width of the diffusion MLP.
+        diffusion_batch_size: Diffusion training batch size.
+        sampling_steps: Heun steps of the diffusion sampler.
+        prior: ``"diffusion"`` (the latent diffusion model) or ``"normal"`` (z ~ N(0, I), for ablations).
+        sample_batch_size: Rows decoded together while sampling.
+        temperature, top_p: Decoding temperature and nucleus threshold.
+        seed: Seed of the split, initialisation, data order and default sampling seed.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+
+    decoder: str | None = None
+    decoder_revision: str | None = None
+    decoder_options: dict | None = None
+    encoder: str | None = None
+    encoder_revision: str | None = None
+    encoder_layers: int = 2
+    encoder_hidden: int = 128
+    encoder_heads: int = 4
+    latent_dim: int = 32
+    num_virtual_tokens: int = 4
+    prefix_length: int = 0
+    vae_epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    beta_max: float = 0.01
+    beta_min: float = 1e-5
+    beta_decay: float = 0.7
+    beta_patience: int = 1
+    patience: int = 3
+    eval_steps: int = 0
+    validation_size: float = 0.1
+    max_validation_rows: int = 2000
+    diffusion_steps: int = 4000
+    diffusion_hidden: int = 512
+    diffusion_batch_size: int = 1024
+    sampling_steps: int = 50
+    prior: str = "diffusion"
+    sample_batch_size: int = 2048
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        positive(self, "encoder_layers", "encoder_hidden", "encoder_heads", "vae_epochs", "batch_size",
+                 "learning_rate", "beta_patience", "patience", "max_validation_rows", "diffusion_steps",
+                 "diffusion_hidden", "diffusion_batch_size", "sampling_steps", "sample_batch_size", "temperature")
+        name = type(self).__name__
+        if not 1 <= self.latent_dim <= MAX_LATENT_DIM:
+            raise ConfigError(f"{name}.latent_dim must be in [1, {MAX_LATENT_DIM}], got {self.latent_dim}")
+        if not 1 <= self.num_virtual_tokens <= MAX_VIRTUAL_TOKENS:
+            raise ConfigError(f"{name}.num_virtual_tokens must be in [1, {MAX_VIRTUAL_TOKENS}], got {self.num_virtual_tokens}")
+        if not 0 <= self.prefix_length <= MAX_VIRTUAL_TOKENS:
+            raise ConfigError(f"{name}.prefix_length must be in [0, {MAX_VIRTUAL_TOKENS}], got {self.prefix_length}")
+        if self.encoder_hidden % self.encoder_heads:
+            raise ConfigError(f"{name}.encoder_hidden ({self.encoder_hidden}) must be divisible by encoder_heads")
+        if not 0 < self.beta_min <= self.beta_max:
+            raise ConfigError(f"{name} needs 0 < beta_min <= beta_max, got {self.beta_min} and {self.beta_max}")
+        in_range(self, "beta_decay", 1e-3, 1.0)
+        in_range(self, "validation_size", 0.0, 0.5)
+        in_range(self, "top_p", 0.0, 1.0)
+        if self.prior not in ("diffusion", "normal"):
+            raise ConfigError(f"{name}.prior must be 'diffusion' or 'normal', got {self.prior!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"{name}.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.decoder_options is not None:
+            if self.decoder is not None:
+                raise ConfigError(f"{name}.decoder_options configure the decoder trained from scratch; "
+                                  "a pretrained decoder is used as it is")
+            from ..lm import LMGeneratorConfig
+
+            LMGeneratorConfig(**self.lm_options())  # names the bad field, if any
+
+    @property
+    def slots(self) -> int:
+        """Input positions taken by the injected latent: the learned prefix plus the soft prompt."""
+        return self.prefix_length + self.num_virtual_tokens
+
+    def lm_options(self) -> dict:
+        """LMGeneratorConfig fields of the decoder trained from scratch."""
+        options = dict(self.decoder_options or {})
+        reserved = sorted(set(options) & {"model", "revision", "use_lora", "prefix_slots", "seed", "device"})
+        if reserved:
+            raise ConfigError(f"DiffLMGeneratorConfig.decoder_options may not set {reserved}; DiffLM sets them")
+        return {**options, "prefix_slots": self.slots, "seed": self.seed, "device": self.device}

@@ -1,0 +1,339 @@
+"""DiffLMGenerator: a VAE whose latent steers a frozen causal LM, with a latent diffusion prior.
+
+Fitting runs three stages (DiffLM, arXiv 2411.03250):
+
+1. **Decoder.** The LM generator's own small GPT-2 is trained on the records, with the soft prompt's
+   positions reserved (``<bos>`` slots), and then frozen. A pretrained causal LM given by id or path
+   is frozen as it is.
+2. **VAE.** An encoder reads each record into ``(mu, logvar)``; ``z`` becomes ``k`` soft-prompt
+   vectors before the record's tokens; only the encoder and the projection train, on token
+   cross-entropy + beta x KL with a validation-driven beta schedule (``vae_training.py``).
+3. **Prior.** The VAE posterior does not match N(0, I), so an EDM diffusion model learns the
+   distribution of the encoder means (``diffusion.py``).
+
+Sampling: diffusion -> z -> soft prompt -> batched, KV-cached decoding with the schema constraint,
+so every row is valid; conditions fix columns as for the LM generator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from typing import Any
+
+import torch
+
+from ...codec import RecordCodec
+from ...errors import GeneratorLoadError, HFSynthError, SchemaError
+from ...io import load_input
+from ...sampling import SamplingReport, sample_records
+from ...tokenizer import RecordTokenizer, encode_record
+from ..base import BaseGenerator, register
+from ..lm import LMGenerator, LMGeneratorConfig, dataset_name, split_records
+from .config import DiffLMGeneratorConfig
+from .diffusion import DiffusionConfig, LatentDiffusion
+from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded
+from .vae_training import VAETrainingArguments, train_vae
+
+logger = logging.getLogger(__name__)
+DECODER_DIR, ENCODER_DIR, LATENT_DIR, DIFFUSION_DIR = "decoder", "encoder", "latent", "diffusion"
+
+
+@register
+class DiffLMGenerator(BaseGenerator):
+    """DiffLM: records -> latent (VAE) -> diffusion prior -> soft prompt -> frozen LM decoder.
+
+    Example:
+        >>> from hf_synth import DiffLMGenerator
+        >>> generator = DiffLMGenerator(latent_dim=32, num_virtual_tokens=4).fit("adult.csv")
+        >>> rows = generator.sample(100, seed=0)
+        >>> generator.save_pretrained("adult-difflm")
+    """
+
+    config_class = DiffLMGeneratorConfig
+    method = "difflm"
+
+    def __init__(self, config: DiffLMGeneratorConfig | None = None, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.lm: LMGenerator | None = None  # the frozen decoder, with its vocabulary and grammar
+        self.vae: DiffLMVAE | None = None
+        self.diffusion: LatentDiffusion | None = None
+        self.encoder_tokenizer: Any = None  # a pretrained encoder's own tokenizer
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Any, *, progress: bool = True, **load_kwargs: Any) -> "DiffLMGenerator":
+        """Train the decoder (unless a pretrained one is given), the VAE and the latent diffusion prior."""
+        config = self.config
+        data = load_input(dataset, **load_kwargs)
+        records = data.to_list()
+        train_rows, val_rows = split_records(records, config.seed, config.validation_size, config.max_validation_rows)
+        if config.validation_size <= 0 or not train_rows:
+            raise SchemaError(f"DiffLM needs a validation split: {len(records)} rows with validation_size="
+                              f"{config.validation_size} leave {len(train_rows)} for training")
+        encoder_tokenizer = self._load_encoder_tokenizer()  # fail on a bad id before any training
+
+        # 1. the decoder: trained here, then frozen; or a pretrained one, frozen as it is
+        lm = self._decoder_generator()
+        if config.decoder is None:
+            lm.fit(data, progress=progress)
+        else:
+            lm.prepare(data)
+            self._check_pretrained_decoder(lm)
+        decoder = lm.model
+        decoder.requires_grad_(False).eval()
+        device = next(decoder.parameters()).device
+
+        # 2. the VAE
+        torch.manual_seed(config.seed)
+        codec = RecordCodec(lm.schema)
+        hidden = decoder.get_input_embeddings().embedding_dim
+        slot = decoder.get_input_embeddings().weight[lm.vocab.bos_id if config.decoder is None else lm.vocab.pad_id]
+        latent = LatentConfig(encoder_hidden=0, latent_dim=config.latent_dim, num_virtual_tokens=config.num_virtual_tokens,
+                              prefix_length=config.prefix_length, decoder_hidden=hidden)
+        backbone = self._new_encoder_backbone(lm, encoder_tokenizer)
+        latent.encoder_hidden = backbone.config.hidden_size
+        vae = DiffLMVAE(RecordEncoder(backbone, config.latent_dim), LatentInjection(latent, slot)).to(device)
+        self.lm, self.vae, self.encoder_tokenizer, self.schema = lm, vae, encoder_tokenizer, lm.schema
+        permute = lm.config.permute_probability
+
+        def batches(rows: list[dict], epoch: int | None) -> list[dict[str, torch.Tensor]]:
+            rows = list(rows)
+            rng = random.Random(config.seed * 7_919 + (epoch or 0))
+            if epoch is not None:
+                rng.shuffle(rows)
+            out = []
+            for first in range(0, len(rows), config.batch_size):
+                chunk = rows[first : first + config.batch_size]
+                # the decoder reads some records with other columns first, as it does for conditions
+                orders = [codec.training_order(rng, permute) if epoch is not None else None for _ in chunk]
+                out.append({**self._encoder_inputs(chunk),
+                            **dict(zip(("decoder_ids", "decoder_mask"), padded(
+                                [encode_record(lm.vocab, lm.schema, r, o) for r, o in zip(chunk, orders)],
+                                lm.vocab.pad_id)))})
+            return out
+
+        vae_result = train_vae(vae, decoder, lambda epoch: batches(train_rows, epoch), batches(val_rows, None),
+                               VAETrainingArguments(
+                                   epochs=config.vae_epochs, learning_rate=config.learning_rate,
+                                   weight_decay=config.weight_decay, beta_max=config.beta_max,
+                                   beta_min=config.beta_min, beta_decay=config.beta_decay,
+                                   beta_patience=config.beta_patience, patience=config.patience,
+                                   eval_steps=config.eval_steps, seed=config.seed, progress=progress),
+                               device)
+
+        # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
+        train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
+        self.diffusion, diffusion_history = None, None
+        if config.prior == "diffusion":
+            self.diffusion = LatentDiffusion(DiffusionConfig(
+                latent_dim=config.latent_dim, hidden_dim=config.diffusion_hidden, num_steps=config.sampling_steps,
+                train_steps=config.diffusion_steps, batch_size=min(config.diffusion_batch_size, len(train_rows)),
+                seed=config.seed))
+            diffusion_history = self.diffusion.fit(train_mu, validation=val_mu, progress=progress)
+        self.source = None
+        self.training_info = {
+            **{k: v for k, v in lm.training_info.items() if k not in ("history", "dataset")},
+            "dataset": dataset_name(dataset),
+            "decoder": {"trained": config.decoder is None, "history": lm.training_info.get("history", [])},
+            "vae": {"epochs": vae_result.epochs, "steps": vae_result.steps,
+                    "best_validation_cross_entropy": round(vae_result.best_val_loss, 5),
+                    "final_beta": vae_result.final_beta, "stopped_early": vae_result.stopped_early,
+                    "fit_seconds": round(vae_result.seconds, 1), "history": vae_result.history},
+            "diffusion": _summary(diffusion_history),
+            "latent_std": [round(float(v), 4) for v in train_mu.std(0)],
+        }
+        return self
+
+    def _decoder_generator(self) -> LMGenerator:
+        config = self.config
+        if config.decoder is None:
+            return LMGenerator(LMGeneratorConfig(**config.lm_options()))
+        return LMGenerator(model=config.decoder, revision=config.decoder_revision, seed=config.seed,
+                           device=config.device, validation_size=config.validation_size,
+                           max_validation_rows=config.max_validation_rows)
+
+    def _check_pretrained_decoder(self, lm: LMGenerator) -> None:
+        context = lm.training_info["context_length"]
+        longest = lm.training_info["max_record_tokens"]
+        if longest + self.config.slots > context:
+            raise SchemaError(f"the longest record takes {longest} tokens and the latent {self.config.slots} "
+                              f"positions, but the decoder's context is {context}")
+
+    # ------------------------------------------------------------------ encoder
+    def _load_encoder_tokenizer(self) -> Any:
+        if self.config.encoder is None:
+            return None
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.config.encoder, revision=self.config.encoder_revision,
+                                                      trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            raise HFSynthError(f"cannot load the tokenizer of the encoder {self.config.encoder!r}: {err}") from None
+        if tokenizer.pad_token is None:  # batches of records need padding; the mask hides it from pooling
+            stand_in = tokenizer.eos_token or tokenizer.unk_token or tokenizer.sep_token
+            if stand_in is None:
+                raise HFSynthError(f"the encoder tokenizer of {self.config.encoder!r} has no pad, eos, unk or sep "
+                                   "token to pad batches with; set tokenizer.pad_token and save it")
+            tokenizer.pad_token = stand_in
+        return tokenizer
+
+    def _new_encoder_backbone(self, lm: LMGenerator, tokenizer: Any) -> torch.nn.Module:
+        config = self.config
+        if config.encoder is not None:
+            from transformers import AutoModel
+
+            try:
+                return AutoModel.from_pretrained(config.encoder, revision=config.encoder_revision,
+                                                 trust_remote_code=False, use_safetensors=True)
+            except (OSError, ValueError) as err:
+                raise HFSynthError(f"cannot load the encoder {config.encoder!r} (safetensors weights required): {err}") from None
+        from transformers import BertConfig, BertModel
+
+        return BertModel(BertConfig(
+            vocab_size=lm.vocab.vocab_size, hidden_size=config.encoder_hidden, num_hidden_layers=config.encoder_layers,
+            num_attention_heads=config.encoder_heads, intermediate_size=4 * config.encoder_hidden,
+            max_position_embeddings=lm.training_info["context_length"], pad_token_id=lm.vocab.pad_id,
+            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        ), add_pooling_layer=False)
+
+    def _encoder_inputs(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        """What the encoder reads: the decoder's record tokens, or a pretrained encoder's tokens of the JSON text."""
+        if self.encoder_tokenizer is None:
+            ids, mask = padded([encode_record(self.lm.vocab, self.schema, r) for r in rows], self.lm.vocab.pad_id)
+            return {"encoder_ids": ids, "encoder_mask": mask}
+        codec = RecordCodec(self.schema)
+        encoded = self.encoder_tokenizer([codec.encode(r) for r in rows], padding=True, truncation=True,
+                                         return_tensors="pt")
+        return {"encoder_ids": encoded["input_ids"], "encoder_mask": encoded["attention_mask"]}
+
+    @torch.no_grad()
+    def encode(self, rows: Any, batch_size: int = 256) -> torch.Tensor:
+        """The latent means ``mu`` of records (a list of dicts, Dataset, DataFrame or file): ``(N, d)``."""
+        self._check_fitted()
+        if not isinstance(rows, list):
+            rows = load_input(rows).to_list()
+        self.vae.eval()
+        device = next(self.vae.parameters()).device
+        means = []
+        for first in range(0, len(rows), batch_size):
+            inputs = self._encoder_inputs(rows[first : first + batch_size])
+            mu, _ = self.vae.encoder(inputs["encoder_ids"].to(device), inputs["encoder_mask"].to(device))
+            means.append(mu.float().cpu())
+        return torch.cat(means) if means else torch.zeros((0, self.config.latent_dim))
+
+    # ------------------------------------------------------------------ sampling
+    def _check_fitted(self) -> None:
+        super()._check_fitted()
+        if self.vae is None or self.lm is None:
+            raise HFSynthError("this DiffLMGenerator is not fitted; call fit() or from_pretrained() first")
+
+    def sample_latents(self, num_rows: int, seed: int) -> torch.Tensor:
+        """``z`` from the prior: the diffusion model, or N(0, I) when ``prior="normal"``."""
+        if self.diffusion is None:
+            return torch.randn((num_rows, self.config.latent_dim), generator=torch.Generator().manual_seed(seed))
+        return self.diffusion.sample(num_rows, seed=seed).float().cpu()
+
+    def _sample_rows(self, rows: list[dict], *, seed: int, nonnull: list[tuple] | None = None,
+                     batch_size: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                     numeric_bounds: dict[str, tuple[float, float]] | None = None, progress: bool = True,
+                     latents: torch.Tensor | None = None) -> tuple[list[dict], SamplingReport]:
+        config = self.config
+        z = self.sample_latents(len(rows), seed) if latents is None else latents
+        grammar, options = self.lm.decoding(
+            batch_size=batch_size or config.sample_batch_size,
+            temperature=config.temperature if temperature is None else temperature,
+            top_p=config.top_p if top_p is None else top_p, numeric_bounds=numeric_bounds, progress=progress)
+        model = self.lm._sampling_model()
+        injection = self.vae.injection
+
+        @torch.no_grad()
+        def prefix(indices: list[int]) -> torch.Tensor:
+            return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
+
+        return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
+                              nonnull=nonnull, prefix=prefix)
+
+    # ------------------------------------------------------------------ persistence
+    def _save_components(self, directory: str) -> dict[str, Any]:
+        decoder_meta = self.lm._save_components(os.path.join(directory, DECODER_DIR),
+                                                include_model=self.config.decoder is None)
+        encoder_dir = os.path.join(directory, ENCODER_DIR)
+        self.vae.encoder.backbone.save_pretrained(encoder_dir, safe_serialization=True)
+        if self.encoder_tokenizer is not None:
+            self.encoder_tokenizer.save_pretrained(encoder_dir)
+        latent_dir = os.path.join(directory, LATENT_DIR)
+        os.makedirs(latent_dir)
+        from safetensors.torch import save_file
+
+        trainable = {name: tensor.contiguous() for name, tensor in self.vae.state_dict().items()
+                     if not name.startswith("encoder.backbone.")}
+        save_file(trainable, os.path.join(latent_dir, "model.safetensors"))
+        with open(os.path.join(latent_dir, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(self._latent_config().__dict__, f, indent=2)
+        if self.diffusion is not None:
+            self.diffusion.save_pretrained(os.path.join(directory, DIFFUSION_DIR))
+        return {
+            "components": {
+                DECODER_DIR: {"class": "LMGenerator", "trained": self.config.decoder is None,
+                              "model": decoder_meta["components"]["model"], "tokenizer": decoder_meta["components"]["tokenizer"]},
+                ENCODER_DIR: {"class": type(self.vae.encoder.backbone).__name__,
+                              "tokenizer": "decoder" if self.encoder_tokenizer is None else "own"},
+                LATENT_DIR: {"class": "RecordEncoder head + LatentInjection"},
+                DIFFUSION_DIR: {"class": "LatentDiffusion"} if self.diffusion is not None else None,
+            },
+            "decoder": {"config": self.lm.config.to_dict(), "text_limits": decoder_meta["text_limits"],
+                        "max_new_tokens": decoder_meta["max_new_tokens"], "context_length": self.lm.training_info["context_length"]},
+        }
+
+    def _latent_config(self) -> LatentConfig:
+        injection = self.vae.injection
+        return LatentConfig(encoder_hidden=self.vae.encoder.backbone.config.hidden_size,
+                            latent_dim=self.config.latent_dim, num_virtual_tokens=injection.num_virtual_tokens,
+                            prefix_length=0 if injection.prefix is None else injection.prefix.shape[1],
+                            decoder_hidden=injection.slot_embedding.shape[-1])
+
+    def _load_components(self, directory: str, meta: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        components, decoder_meta = meta.get("components", {}), meta.get("decoder", {})
+        try:
+            lm = LMGenerator(LMGeneratorConfig.from_dict(decoder_meta["config"]))
+            lm.schema = self.schema
+            lm.training_info = {"context_length": decoder_meta.get("context_length")}
+            lm._load_components(os.path.join(directory, DECODER_DIR), {
+                "components": {"model": components[DECODER_DIR]["model"], "tokenizer": components[DECODER_DIR]["tokenizer"]},
+                "text_limits": decoder_meta.get("text_limits", {}), "max_new_tokens": decoder_meta.get("max_new_tokens", 256),
+            })
+            lm.model.requires_grad_(False)
+            encoder_dir = os.path.join(directory, ENCODER_DIR)
+            own_tokens = components[ENCODER_DIR].get("tokenizer") == "decoder"  # the BERT trained from scratch
+            backbone = AutoModel.from_pretrained(encoder_dir, trust_remote_code=False, use_safetensors=True,
+                                                 **({"add_pooling_layer": False} if own_tokens else {}))
+            self.encoder_tokenizer = None if own_tokens else AutoTokenizer.from_pretrained(encoder_dir, trust_remote_code=False)
+            with open(os.path.join(directory, LATENT_DIR, "config.json"), encoding="utf-8") as f:
+                latent = LatentConfig(**json.load(f))
+            slot = torch.zeros(latent.decoder_hidden)
+            vae = DiffLMVAE(RecordEncoder(backbone, latent.latent_dim), LatentInjection(latent, slot))
+            state = load_file(os.path.join(directory, LATENT_DIR, "model.safetensors"))
+            missing, unexpected = vae.load_state_dict({**{f"encoder.backbone.{k}": v for k, v in backbone.state_dict().items()},
+                                                       **state}, strict=False)
+            if missing or unexpected:
+                raise GeneratorLoadError(f"the latent weights in {directory} do not match its config "
+                                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            self.diffusion = LatentDiffusion.from_pretrained(os.path.join(directory, DIFFUSION_DIR)) \
+                if components.get(DIFFUSION_DIR) else None
+        except GeneratorLoadError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            raise GeneratorLoadError(f"cannot load the DiffLM generator in {directory}: {err}") from None
+        self.lm, self.vae = lm, vae.eval()
+
+
+def _summary(history: dict | None) -> dict | None:
+    if history is None:
+        return None
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in history.items() if not isinstance(v, list)}

@@ -1,0 +1,111 @@
+"""DiffLM's VAE: a record encoder, and the injection of its latent into a frozen causal LM.
+
+::
+
+    record tokens ─ encoder (BERT) ─ mean pool ─ Linear ─ (mu, logvar)           # (B, d) each
+    z = mu + sigma * eps                                                           # (B, d)
+    soft prompt = slot embeddings + Linear(d, k * hidden)(z).view(B, k, hidden)    # (B, k, H)
+    decoder(inputs_embeds=[learned prefix | soft prompt | record tokens]) -> token cross-entropy
+
+Only the encoder, its head, the projection and the learned prefix train; the decoder is frozen.
+The projection starts at zero, so the untrained VAE is exactly the frozen decoder (its slots hold
+the ``<bos>`` embeddings it was trained with) and training only adds what the latent knows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class LatentConfig:
+    """Shapes of the trainable VAE parts (saved as ``latent/config.json``)."""
+
+    encoder_hidden: int
+    latent_dim: int
+    num_virtual_tokens: int
+    prefix_length: int
+    decoder_hidden: int
+
+
+class RecordEncoder(nn.Module):
+    """A Hugging Face encoder over a record's tokens, mean-pooled into the posterior's parameters."""
+
+    def __init__(self, backbone: nn.Module, latent_dim: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, 2 * latent_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, He)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, He)
+        mu, logvar = self.head(pooled).chunk(2, dim=-1)  # (B, d), (B, d)
+        return mu, logvar.clamp(-20.0, 10.0)  # bounds keep exp(logvar) finite early in training
+
+
+class LatentInjection(nn.Module):
+    """``z`` -> ``k`` soft-prompt vectors, after an optional learned prefix (the decoder's input slots)."""
+
+    def __init__(self, config: LatentConfig, slot_embedding: torch.Tensor):
+        super().__init__()
+        k, hidden = config.num_virtual_tokens, config.decoder_hidden
+        self.num_virtual_tokens = k
+        self.projection = nn.Linear(config.latent_dim, k * hidden)
+        nn.init.zeros_(self.projection.weight)
+        nn.init.zeros_(self.projection.bias)
+        # what the slots held while the decoder trained: the soft prompt is a change from it
+        self.register_buffer("slot_embedding", slot_embedding.detach().clone().reshape(1, 1, hidden))
+        self.prefix = nn.Parameter(self.slot_embedding.expand(1, config.prefix_length, hidden).clone()) \
+            if config.prefix_length else None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[0]
+        soft = self.slot_embedding + self.projection(z).view(batch, self.num_virtual_tokens, -1)  # (B, k, H)
+        if self.prefix is None:
+            return soft
+        return torch.cat([self.prefix.expand(batch, -1, -1), soft], dim=1)  # (B, p + k, H)
+
+
+class DiffLMVAE(nn.Module):
+    """The trainable parts; the frozen decoder is passed to :meth:`loss`, never stored or saved here."""
+
+    def __init__(self, encoder: RecordEncoder, injection: LatentInjection):
+        super().__init__()
+        self.encoder = encoder
+        self.injection = injection
+
+    def loss(self, decoder: nn.Module, batch: dict[str, torch.Tensor], beta: float,
+             sample: bool = True) -> dict[str, torch.Tensor]:
+        """Token cross-entropy of the record given its latent, and the KL averaged over latent dims."""
+        mu, logvar = self.encoder(batch["encoder_ids"], batch["encoder_mask"])
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu  # (B, d)
+        prefix = self.injection(z)  # (B, P, H)
+        tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)
+        embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
+        slots = prefix.shape[1]
+        ones = batch["decoder_mask"].new_ones((tokens.shape[0], slots))
+        mask = torch.cat([ones, batch["decoder_mask"]], dim=1)
+        labels = torch.cat([torch.full_like(ones, -100), batch["decoder_ids"].masked_fill(batch["decoder_mask"] == 0, -100)], 1)
+        cross_entropy = decoder(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        return {"loss": cross_entropy + beta * kl, "cross_entropy": cross_entropy, "kl": kl}
+
+
+def padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(ids, mask)`` of token sequences."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
+def state_dict_of(module: nn.Module) -> dict[str, Any]:
+    return {name: tensor.detach().to("cpu").clone() for name, tensor in module.state_dict().items()}

@@ -1,0 +1,131 @@
+"""DiffLMGenerator end to end on tiny models: fit, sample, the soft prompt's effect, persistence, bad input."""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+import pytest
+import torch
+
+from hf_synth import AutoGenerator, DiffLMGenerator, load_demo_dataset
+from hf_synth.configuration import ConfigError
+from hf_synth.errors import HFSynthError, SchemaError
+
+COLUMNS = ["age", "sex", "income", "education", "hours-per-week"]
+TINY = dict(
+    decoder_options=dict(n_layer=1, n_embd=32, n_head=2, epochs=2, batch_size=32, dropout=0.0),
+    encoder_layers=1, encoder_hidden=32, encoder_heads=2, latent_dim=8, num_virtual_tokens=2,
+    vae_epochs=3, batch_size=32, learning_rate=3e-3, diffusion_steps=150, diffusion_hidden=64,
+    diffusion_batch_size=64, sampling_steps=10, sample_batch_size=64,
+)
+
+
+@pytest.fixture(scope="module")
+def adult() -> datasets.Dataset:
+    return load_demo_dataset().select(range(160)).select_columns(COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def fitted(adult) -> DiffLMGenerator:
+    return DiffLMGenerator(**TINY).fit(adult, progress=False)
+
+
+def valid(generator, rows: datasets.Dataset) -> bool:
+    return all(not generator.schema.validate(row) for row in rows.to_list())
+
+
+def test_fit_trains_three_stages(fitted):
+    info = fitted.training_info
+    assert info["decoder"]["trained"] and info["decoder"]["history"]
+    vae = info["vae"]
+    assert vae["history"] and all("val_cross_entropy" in h and "beta" in h for h in vae["history"])
+    assert vae["history"][0]["beta"] == TINY.get("beta_max", fitted.config.beta_max)
+    assert info["diffusion"]["steps"] == TINY["diffusion_steps"]
+    assert not any(p.requires_grad for p in fitted.lm.model.parameters())  # the decoder stays frozen
+
+
+def test_samples_are_valid_seeded_and_conditioned(fitted, adult):
+    rows = fitted.sample(60, seed=0, progress=False)
+    assert rows.features == adult.features and rows.num_rows == 60 and valid(fitted, rows)
+    assert fitted.sample(60, seed=0, progress=False).to_list() == rows.to_list()
+    assert fitted.sample(60, seed=1, progress=False).to_list() != rows.to_list()
+    women = fitted.sample(20, seed=0, conditions={"sex": "Female", "age": 40}, progress=False)
+    assert set(women["sex"]) == {"Female"} and set(women["age"]) == {40} and valid(fitted, women)
+
+
+def test_the_soft_prompt_steers_the_decoder(fitted, adult):
+    vae = fitted.vae
+    batch = {**fitted._encoder_inputs(adult.to_list()[:8])}
+    from hf_synth.generators.difflm.vae import padded
+    from hf_synth.tokenizer import encode_record
+
+    ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in adult.to_list()[:8]], fitted.lm.vocab.pad_id)
+    vae.train()
+    vae.zero_grad()
+    vae.loss(fitted.lm.model, {**batch, "decoder_ids": ids, "decoder_mask": mask}, beta=0.01)["loss"].backward()
+    vae.eval()
+    assert vae.injection.projection.weight.grad.abs().sum() > 0  # the loss reaches the projection...
+    assert vae.encoder.head.weight.grad.abs().sum() > 0  # ...and through it the encoder
+    assert all(p.grad is None for p in fitted.lm.model.parameters())
+
+    # with a projection that carries z, different latents decode to different rows
+    saved = vae.injection.projection.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+        z = torch.randn((24, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
+        rows = [{} for _ in range(24)]
+        first, _ = fitted._sample_rows(rows, seed=0, latents=z, progress=False)
+        same, _ = fitted._sample_rows(rows, seed=0, latents=z.clone(), progress=False)
+        other, _ = fitted._sample_rows(rows, seed=0, latents=-z, progress=False)
+    finally:
+        with torch.no_grad():
+            vae.injection.projection.weight.copy_(saved)
+    assert first == same and first != other  # same seed for the decoder: only z differs
+
+
+def test_encode_gives_one_latent_per_row(fitted, adult):
+    mu = fitted.encode(adult.select(range(10)))
+    assert mu.shape == (10, fitted.config.latent_dim) and torch.isfinite(mu).all()
+    assert torch.equal(fitted.encode(adult.select(range(10)).to_list()), mu)
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    path = str(tmp_path / "difflm")
+    fitted.save_pretrained(path)
+    for component in ("decoder/model/model.safetensors", "decoder/tokenizer", "encoder/model.safetensors",
+                      "latent/config.json", "latent/model.safetensors", "diffusion/config.json",
+                      "diffusion/model.safetensors", "generator_config.json", "schema.json", "README.md"):
+        assert os.path.exists(os.path.join(path, component)), component
+    loaded = AutoGenerator.from_pretrained(path)
+    assert type(loaded) is DiffLMGenerator
+    assert loaded.sample(30, seed=4, progress=False).to_list() == fitted.sample(30, seed=4, progress=False).to_list()
+    assert torch.allclose(loaded.encode(fitted.sample(5, seed=1, progress=False)),
+                          fitted.encode(fitted.sample(5, seed=1, progress=False)))
+
+
+def test_normal_prior_and_learned_prefix(adult):
+    generator = DiffLMGenerator(**{**TINY, "prior": "normal", "prefix_length": 2}).fit(adult, progress=False)
+    assert generator.diffusion is None and generator.training_info["diffusion"] is None
+    assert generator.vae.injection(torch.zeros((3, generator.config.latent_dim))).shape[1] == 4
+    assert valid(generator, generator.sample(20, seed=0, progress=False))
+
+
+def test_bad_input_fails_before_training(adult):
+    with pytest.raises(SchemaError, match="validation split"):
+        DiffLMGenerator(**TINY).fit(adult.select(range(1)), progress=False)
+    with pytest.raises(SchemaError, match="validation split"):
+        DiffLMGenerator(**{**TINY, "validation_size": 0.0}).fit(adult, progress=False)
+    with pytest.raises(ConfigError, match="latent_dim"):
+        DiffLMGenerator(latent_dim=0)
+    with pytest.raises(ConfigError, match="num_virtual_tokens"):
+        DiffLMGenerator(num_virtual_tokens=500)
+    with pytest.raises(ConfigError, match="beta_min"):
+        DiffLMGenerator(beta_min=0.5, beta_max=0.1)
+    with pytest.raises(ConfigError, match="may not set"):
+        DiffLMGenerator(decoder_options={"prefix_slots": 3})
+    with pytest.raises(ConfigError, match="n_layer"):
+        DiffLMGenerator(decoder_options={"n_layer": 0})
+    with pytest.raises(HFSynthError, match="not fitted"):
+        DiffLMGenerator().sample(3)
