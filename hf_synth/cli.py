@@ -50,7 +50,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--config", default=None, help="dataset config name (Hub datasets)")
     fit.add_argument("--split", default="train")
     fit.add_argument("--columns", default=None, help="comma-separated columns to keep")
-    fit.add_argument("--method", default="lm", choices=["lm"], help="generator type")
+    fit.add_argument("--method", default="lm", choices=["lm", "difflm"],
+                     help="generator type: a causal LM over records, or DiffLM (VAE + latent diffusion + frozen LM)")
     fit.add_argument("--model", default=None, help="causal LM to fine-tune (Hub id or local path); default: small model from scratch")
     fit.add_argument("--lora", action="store_true", help="fine-tune --model with LoRA adapters")
     fit.add_argument("--epochs", type=int, default=None)
@@ -58,6 +59,17 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--learning-rate", type=float, default=None)
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other generator config fields")
+    difflm = fit.add_argument_group("DiffLM (--method difflm; --epochs counts VAE epochs)")
+    difflm.add_argument("--decoder", default=None, help="frozen causal LM decoder (Hub id or path); default: trained from scratch")
+    difflm.add_argument("--encoder", default=None, help="encoder (Hub id or path, e.g. a BERT); default: trained from scratch")
+    difflm.add_argument("--latent-dim", type=int, default=None, help="size d of the latent")
+    difflm.add_argument("--virtual-tokens", type=int, default=None, help="k: soft-prompt vectors made from the latent")
+    difflm.add_argument("--prefix-length", type=int, default=None, help="learned prefix vectors before the soft prompt")
+    difflm.add_argument("--beta-max", type=float, default=None)
+    difflm.add_argument("--beta-min", type=float, default=None)
+    difflm.add_argument("--diffusion-steps", type=int, default=None, help="training steps of the latent diffusion model")
+    difflm.add_argument("--sampling-steps", type=int, default=None, help="Heun steps of the diffusion sampler")
+    difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")
@@ -183,8 +195,13 @@ def _write_curation_report(path: str | None, report: Any) -> None:
         json.dump(report.to_dict(), f, indent=2)
 
 
+DIFFLM_FLAGS = {"decoder": "decoder", "encoder": "encoder", "latent_dim": "latent_dim", "virtual_tokens": "num_virtual_tokens",
+                "prefix_length": "prefix_length", "beta_max": "beta_max", "beta_min": "beta_min",
+                "diffusion_steps": "diffusion_steps", "sampling_steps": "sampling_steps", "prior": "prior"}
+
+
 def _fit(args: argparse.Namespace) -> None:
-    from . import LMGenerator
+    from . import DiffLMGenerator, LMGenerator
 
     if os.path.exists(args.out) and not args.overwrite:
         raise _UsageError(f"{args.out} exists; pass --overwrite to replace it")
@@ -194,23 +211,42 @@ def _fit(args: argparse.Namespace) -> None:
             raise _UsageError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         config[key.replace("-", "_")] = _parse_value(value)
-    for key in ("model", "epochs", "batch_size", "learning_rate", "seed"):
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    if args.lora:
-        config["use_lora"] = True
-    generator = LMGenerator(**config)
+    difflm_given = [flag for flag in DIFFLM_FLAGS if getattr(args, flag) is not None]
+    if args.method == "lm":
+        if difflm_given:
+            raise _UsageError(f"--{difflm_given[0].replace('_', '-')} is a DiffLM option; add --method difflm")
+        for key in ("model", "epochs", "batch_size", "learning_rate", "seed"):
+            if getattr(args, key) is not None:
+                config[key] = getattr(args, key)
+        if args.lora:
+            config["use_lora"] = True
+        generator: Any = LMGenerator(**config)
+    else:
+        if args.model is not None or args.lora:
+            raise _UsageError("DiffLM takes its causal LM as --decoder (kept frozen); --model and --lora are LM options")
+        for flag in difflm_given:
+            config[DIFFLM_FLAGS[flag]] = getattr(args, flag)
+        for flag, key in (("epochs", "vae_epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
+                          ("seed", "seed")):
+            if getattr(args, flag) is not None:
+                config[key] = getattr(args, flag)
+        generator = DiffLMGenerator(**config)
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     checkpoints = args.out.rstrip("/") + ".checkpoints"
-    generator.fit(args.dataset, config=args.config, split=args.split, columns=columns,
-                  checkpoint_dir=checkpoints, progress=not args.no_progress)
+    options = {"checkpoint_dir": checkpoints} if args.method == "lm" else {}
+    generator.fit(args.dataset, config=args.config, split=args.split, columns=columns, progress=not args.no_progress,
+                  **options)
     generator.save_pretrained(args.out)
     import shutil
 
     shutil.rmtree(checkpoints, ignore_errors=True)
     info = generator.training_info
-    print(f"saved the generator to {args.out} ({info['rows']} rows, {info['epochs']} epochs, "
-          f"validation loss {info['best_validation_loss']}, {info['fit_seconds']} s)")
+    if args.method == "lm":
+        detail = f"{info['epochs']} epochs, validation loss {info['best_validation_loss']}, {info['fit_seconds']} s"
+    else:
+        vae = info["vae"]
+        detail = f"VAE {vae['epochs']} epochs, validation cross-entropy {vae['best_validation_cross_entropy']}"
+    print(f"saved the generator to {args.out} ({info['rows']} rows, {detail})")
 
 
 def _sample(args: argparse.Namespace) -> None:

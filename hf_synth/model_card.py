@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 METHOD_DESCRIPTIONS = {
     "lm": "a causal language model over records written as JSON, sampled with a schema constraint",
+    "difflm": "DiffLM: a VAE encodes each record into a latent, which steers a frozen causal language model "
+              "through a soft prompt; a latent diffusion model samples new latents, and decoding is constrained "
+              "by the schema",
 }
 
 
@@ -56,8 +59,7 @@ def generator_card(generator: "BaseGenerator") -> str:
         num_columns=len(rows),
         schema_rows=rows,
         training=training,
-        model_description=(f"`{model}` fine-tuned" + (" with LoRA" if config.get("use_lora") else "")) if model
-        else f"GPT-2 trained from scratch ({config.get('n_layer')} layers, width {config.get('n_embd')})",
+        training_lines=generator.card_training_lines(),
         hyperparameters=[(k, v) for k, v in config.items() if v is not None],
         evaluation_section=evaluation_section(generator.evaluation),
     )

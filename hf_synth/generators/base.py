@@ -370,6 +370,10 @@ class BaseGenerator(abc.ABC):
                                       commit_message=commit_message, options=options)
 
     # ------------------------------------------------------------------ model card
+    def card_training_lines(self) -> list[str]:
+        """What the model card says about the model and how it was trained (one bullet each)."""
+        return []
+
     def model_card(self) -> str:
         """The README.md written next to the generator."""
         from ..model_card import generator_card

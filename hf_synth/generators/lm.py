@@ -366,6 +366,17 @@ class LMGenerator(BaseGenerator):
             cached = self._bf16_model = (self.model, copy.deepcopy(self.model).to(torch.bfloat16).eval())
         return cached[1]
 
+    def card_training_lines(self) -> list[str]:
+        config, info = self.config, {"parameters": 0, "context_length": 0, "epochs": 0, "steps": 0, "fit_seconds": 0,
+                                     "best_validation_loss": None, "stopped_early": False, **self.training_info}
+        model = (f"`{config.model}` fine-tuned" + (" with LoRA" if config.use_lora else "")) if config.model \
+            else f"GPT-2 trained from scratch ({config.n_layer} layers, width {config.n_embd})"
+        return [
+            f"Model: {model}, {info['parameters']:,} parameters, context {info['context_length']} tokens.",
+            f"Trained {info['epochs']} epochs ({info['steps']} steps) in {info['fit_seconds']} s; best validation "
+            f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
+        ]
+
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str, include_model: bool = True) -> dict[str, Any]:
         """``include_model=False`` stores a pretrained model as its id and revision only (DiffLM's

@@ -136,7 +136,9 @@ class DiffLMGenerator(BaseGenerator):
         self.training_info = {
             **{k: v for k, v in lm.training_info.items() if k not in ("history", "dataset")},
             "dataset": dataset_name(dataset),
-            "decoder": {"trained": config.decoder is None, "history": lm.training_info.get("history", [])},
+            "decoder": {"trained": config.decoder is None,
+                        **{k: lm.training_info.get(k) for k in ("parameters", "epochs", "steps", "fit_seconds",
+                                                                "best_validation_loss", "history")}},
             "vae": {"epochs": vae_result.epochs, "steps": vae_result.steps,
                     "best_validation_cross_entropy": round(vae_result.best_val_loss, 5),
                     "final_beta": vae_result.final_beta, "stopped_early": vae_result.stopped_early,
@@ -255,6 +257,33 @@ class DiffLMGenerator(BaseGenerator):
 
         return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
                               nonnull=nonnull, prefix=prefix)
+
+    def card_training_lines(self) -> list[str]:
+        config, info = self.config, self.training_info
+        trained = info.get("decoder") or {}
+        lm = self.lm.config
+        decoder = f"`{config.decoder}`, pretrained and frozen" if config.decoder else (
+            f"GPT-2 trained from scratch on the records ({lm.n_layer} layers, width {lm.n_embd}, "
+            f"{trained.get('parameters') or 0:,} parameters; {trained.get('epochs')} epochs in {trained.get('fit_seconds')} s, "
+            f"best validation loss {trained.get('best_validation_loss')}), then frozen")
+        encoder = f"`{config.encoder}`" if config.encoder else \
+            f"a BERT trained from scratch ({config.encoder_layers} layers, width {config.encoder_hidden})"
+        vae = info.get("vae", {})
+        lines = [
+            f"Decoder: {decoder}; context {info.get('context_length')} tokens.",
+            f"Encoder: {encoder}; latent of {config.latent_dim} dimensions injected as {config.num_virtual_tokens} "
+            f"soft-prompt vectors" + (f" after a learned prefix of {config.prefix_length}" if config.prefix_length else "") + ".",
+            f"VAE: {vae.get('epochs')} epochs ({vae.get('steps')} steps) in {vae.get('fit_seconds')} s; best validation "
+            f"cross-entropy {vae.get('best_validation_cross_entropy')}; beta from {config.beta_max} down to "
+            f"{vae.get('final_beta', config.beta_max):.3g}" + (" (stopped early)." if vae.get("stopped_early") else "."),
+        ]
+        if self.diffusion is not None:
+            summary = info.get("diffusion") or {}
+            lines.append(f"Prior: EDM latent diffusion ({config.diffusion_steps} training steps in "
+                         f"{summary.get('seconds', 0):.1f} s; Heun sampler, {config.sampling_steps} steps).")
+        else:
+            lines.append("Prior: N(0, I) (no diffusion model).")
+        return lines
 
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str) -> dict[str, Any]:
