@@ -23,6 +23,7 @@ import os
 import random
 from typing import Any
 
+import datasets
 import torch
 
 from ...codec import RecordCodec
@@ -44,6 +45,10 @@ DECODER_DIR, ENCODER_DIR, LATENT_DIR, DIFFUSION_DIR = "decoder", "encoder", "lat
 @register
 class DiffLMGenerator(BaseGenerator):
     """DiffLM: records -> latent (VAE) -> diffusion prior -> soft prompt -> frozen LM decoder.
+
+    Besides ``sample``, the latent space can be used directly: :meth:`encode` gives the latent means
+    of records, :meth:`sample_like` samples near given examples, :meth:`interpolate` walks between
+    two records, and ``sample(n, latents=z)`` decodes given latents (one per row).
 
     Example:
         >>> from hf_synth import DiffLMGenerator
@@ -238,12 +243,66 @@ class DiffLMGenerator(BaseGenerator):
             return torch.randn((num_rows, self.config.latent_dim), generator=torch.Generator().manual_seed(seed))
         return self.diffusion.sample(num_rows, seed=seed).float().cpu()
 
+    def sample_like(self, examples: Any, num_rows: int | None = None, *, noise: float = 0.5, seed: int | None = None,
+                    **options: Any) -> datasets.Dataset:
+        """New rows near ``examples`` in latent space: each sampled latent is an example's mean plus
+        Gaussian noise of ``noise`` training-latent standard deviations (0 decodes the examples' own
+        latents). Examples are used in turn; ``num_rows`` defaults to one row per example.
+
+        Example:
+            >>> rare = real.filter(lambda r: r["income"] == ">50K" and r["age"] < 25)
+            >>> more = generator.sample_like(rare, num_rows=500, noise=0.3, seed=0)
+        """
+        self._check_fitted()
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+            raise HFSynthError(f"noise must be a number >= 0, got {noise!r}")
+        mu = self.encode(examples)
+        if not len(mu):
+            raise HFSynthError("sample_like needs at least one example")
+        count = len(mu) if num_rows is None else num_rows
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise HFSynthError(f"num_rows must be a positive integer, got {num_rows!r}")
+        seed = self.config.seed if seed is None else seed
+        generator = torch.Generator().manual_seed(seed)
+        scale = torch.tensor(self.training_info.get("latent_std") or [1.0] * self.config.latent_dim)
+        z = mu[torch.arange(count) % len(mu)] + noise * scale * torch.randn((count, mu.shape[1]), generator=generator)
+        return self._decode_latents(z, seed, options)
+
+    def interpolate(self, first: dict, second: dict, steps: int = 5, *, seed: int | None = None,
+                    **options: Any) -> datasets.Dataset:
+        """``steps`` rows decoded from evenly spaced points on the line between two records' latents
+        (the first and last rows decode the records' own latents).
+
+        Example:
+            >>> path = generator.interpolate(real[0], real[1], steps=8, seed=0)
+        """
+        self._check_fitted()
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise HFSynthError(f"steps must be an integer >= 2, got {steps!r}")
+        mu = self.encode([dict(first), dict(second)])
+        weights = torch.linspace(0.0, 1.0, steps).unsqueeze(1)  # (steps, 1)
+        z = (1 - weights) * mu[0] + weights * mu[1]  # (steps, d)
+        return self._decode_latents(z, self.config.seed if seed is None else seed, options)
+
+    def _decode_latents(self, z: torch.Tensor, seed: int, options: dict[str, Any]) -> datasets.Dataset:
+        from ...streams import check_sample_options
+
+        check_sample_options(type(self), options)
+        if "latents" in options:
+            raise HFSynthError("latents are what this call decodes; do not pass them as an option")
+        records, report = self._sample_rows([{} for _ in range(len(z))], seed=seed, latents=z, **options)
+        self.last_report = report
+        columns = list(self.schema.fields)
+        return self._finish([{c: r[c] for c in columns} for r in records], None, False)
+
     def _sample_rows(self, rows: list[dict], *, seed: int, nonnull: list[tuple] | None = None,
                      batch_size: int | None = None, temperature: float | None = None, top_p: float | None = None,
                      numeric_bounds: dict[str, tuple[float, float]] | None = None, progress: bool = True,
                      latents: torch.Tensor | None = None) -> tuple[list[dict], SamplingReport]:
         config = self.config
-        z = self.sample_latents(len(rows), seed) if latents is None else latents
+        if latents is not None and tuple(latents.shape) != (len(rows), config.latent_dim):
+            raise HFSynthError(f"latents must have shape ({len(rows)}, {config.latent_dim}), got {tuple(latents.shape)}")
+        z = self.sample_latents(len(rows), seed) if latents is None else latents.float().cpu()
         grammar, options = self.lm.decoding(
             batch_size=batch_size or config.sample_batch_size,
             temperature=config.temperature if temperature is None else temperature,
