@@ -43,6 +43,7 @@ import hashlib
 import json
 import math
 import numbers
+import random
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,8 @@ class FieldSchema:
         decimals: Decimal places a numeric field is written with (0 for integers).
         scientific: Numbers written in scientific notation (magnitudes beyond fixed notation).
         max_chars: Longest text value seen (characters).
+        format: ``"python"`` for a text field whose training values are all Python code: sampled values
+            must then parse (``ast.parse``; nothing is run).
         max_items: Longest list seen.
         fields: Sub-fields of a struct, in order.
         item: Schema of a list's items.
@@ -103,6 +106,7 @@ class FieldSchema:
     fields: dict[str, "FieldSchema"] | None = None
     item: "FieldSchema | None" = None
     label_names: list[str] | None = None
+    format: str | None = None
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in asdict(self).items() if v is not None}
@@ -136,6 +140,15 @@ class RecordSchema:
     fingerprint: str = ""
     version: int = SCHEMA_VERSION
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_code(self) -> bool:
+        """Whether some field holds Python code that sampled values must parse as."""
+        def code(fs: FieldSchema | None) -> bool:
+            return fs is not None and (fs.format == "python" or code(fs.item)
+                                       or any(code(sub) for sub in (fs.fields or {}).values()))
+
+        return any(code(fs) for fs in self.fields.values())
 
     @property
     def columns(self) -> list[str]:
@@ -368,7 +381,20 @@ def _infer_string(path: str, dtype: str, present: list, base: dict, warnings: li
     few = len(counts) <= 50 or len(counts) <= 0.2 * len(present)
     if len(counts) <= MAX_CATEGORIES and longest <= MAX_CATEGORY_CHARS and few:
         return FieldSchema(kind="categorical", dtype=dtype, categories=cats, counts=[counts[c] for c in cats], **base)
-    return FieldSchema(kind="text", dtype=dtype, max_chars=longest, **base)
+    return FieldSchema(kind="text", dtype=dtype, max_chars=longest, format=_text_format(present), **base)
+
+
+def _text_format(texts: list[str], sample: int = 200) -> str | None:
+    """``"python"`` when every text of a seeded sample parses as Python and most of them are code
+    (statements or calls), else ``None``."""
+    from .code import is_code, parse_python
+
+    rng = random.Random(0)
+    chosen = rng.sample(texts, min(sample, len(texts)))
+    trees = [parse_python(t) for t in chosen]
+    if all(tree is not None for tree in trees) and sum(map(is_code, trees)) >= 0.5 * len(trees):
+        return "python"
+    return None
 
 
 def _shortest_repr(value: float, dtype: str) -> str:
@@ -431,6 +457,11 @@ def _validate_value(path: str, fs: FieldSchema, value: Any, problems: list[str])
     elif kind == "text":
         if not isinstance(value, str):
             problems.append(f"{path}: expected text, got {type(value).__name__}")
+        elif fs.format == "python":
+            from .code import parse_python
+
+            if parse_python(value) is None:
+                problems.append(f"{path}: is not valid Python (it does not parse)")
     elif kind == "struct":
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a dict, got {type(value).__name__}")

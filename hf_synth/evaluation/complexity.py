@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import ast
 import json
-import re
-import textwrap
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from ..code import extract_code, is_code, parse_python  # noqa: F401  (re-exported)
 from .data import EvaluationError
 from .diversity import as_texts, tokenize
 
-_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 #: Cap on JSON strings nested inside JSON strings, against adversarial inputs.
 MAX_JSON_STRING_DEPTH = 8
 
@@ -91,25 +88,6 @@ def json_structure(value: Any, *, parse_strings: bool = True) -> tuple[int, int]
 
 
 # ----------------------------------------------------------------------------- Python code
-def extract_code(text: str) -> str:
-    """The code of a generation: the contents of its markdown fences (```...```) when it has any,
-    joined by blank lines, else the text itself; common indentation is removed."""
-    blocks = _FENCE.findall(text)
-    return textwrap.dedent("\n\n".join(blocks) if blocks else text)
-
-
-def parse_python(text: str) -> ast.AST | None:
-    """The syntax tree of :func:`extract_code` ``(text)``, or ``None`` when it does not parse.
-
-    Only ``ast.parse`` runs: nothing is compiled to bytecode or executed."""
-    try:
-        with warnings.catch_warnings():  # invalid escapes in generated code warn; they are not our problem
-            warnings.simplefilter("ignore")
-            return ast.parse(extract_code(text))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: null bytes
-        return None
-
-
 def ast_size(tree: ast.AST) -> tuple[int, int]:
     """``(nodes, depth)`` of a syntax tree: every node ``ast.walk`` yields (contexts such as
     ``Load`` included), and the longest root-to-leaf chain counted in nodes (a bare module is 1)."""
@@ -123,15 +101,7 @@ def ast_size(tree: ast.AST) -> tuple[int, int]:
     return nodes, depth
 
 
-def _is_code(tree: ast.AST | None) -> bool:
-    # one word, or "not bad", parse as Python expressions: code needs a statement that is not a
-    # bare expression, or a call
-    if tree is None:
-        return False
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.stmt) and not isinstance(node, ast.Expr)) or isinstance(node, ast.Call):
-            return True
-    return False
+
 
 
 def looks_like_code(texts: Sequence[str], *, sample: int = 200, share: float = 0.5, seed: int = 0) -> bool:
@@ -142,7 +112,7 @@ def looks_like_code(texts: Sequence[str], *, sample: int = 200, share: float = 0
         return False
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(texts), size=min(sample, len(texts)), replace=False)
-    return sum(_is_code(parse_python(texts[i])) for i in chosen) >= share * len(chosen)
+    return sum(is_code(parse_python(texts[i])) for i in chosen) >= share * len(chosen)
 
 
 # ----------------------------------------------------------------------------- per row and summaries

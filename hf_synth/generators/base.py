@@ -125,7 +125,8 @@ class BaseGenerator(abc.ABC):
                 sampled again (with their conditions) for up to ``max_rounds`` rounds, and
                 ``last_curation_report`` says what was removed and why. Rows still rejected after
                 the last round are left out, with a warning.
-            max_rounds: Sampling rounds allowed when ``curation`` rejects rows.
+            max_rounds: Sampling rounds allowed when ``curation`` rejects rows, or when generated code
+                (a text field the schema knows as Python) does not parse.
             **options: Decoding options of the generator (``batch_size``, ``temperature``, ...).
 
         Example:
@@ -148,7 +149,7 @@ class BaseGenerator(abc.ABC):
         if curation:
             records, report = self._sample_curated(rows, seed, curation, max_rounds, options)
         else:
-            records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
+            records, report = self._sample_parsing_rows(rows, seed, max_rounds, options)
         self.last_report = report
         logger.info("sampling: %s", report)
         columns = list(self.schema.fields)
@@ -175,6 +176,33 @@ class BaseGenerator(abc.ABC):
         return iterable_dataset(self, num_rows, seed=seed, conditions=conditions, batch_size=batch_size,
                                 num_shards=num_shards, split="train", options=options)
 
+    def _sample_parsing_rows(self, rows: list[dict], seed: int, max_rounds: int,
+                             options: dict[str, Any]) -> tuple[list[dict], SamplingReport]:
+        """:meth:`_sample_rows`, then rows whose code fields do not parse are sampled again (up to
+        ``max_rounds`` rounds in all). Decoding guarantees everything else in the schema; Python
+        syntax it cannot, so it is checked here. Rows that never parse are kept, with a warning,
+        so the row count is always the one asked for."""
+        records, report = self._sample_rows(rows, seed=seed, nonnull=None, **options)
+        if not self.schema.has_code:
+            return records, report
+        from ..streams import derive_seed
+
+        bad = [i for i, record in enumerate(records) if self.schema.validate(record)]
+        for round_ in range(1, max_rounds):
+            if not bad:
+                break
+            again, extra = self._sample_rows([rows[i] for i in bad], seed=derive_seed(seed, "code", round_), nonnull=None,
+                                             **options)
+            report.retried += len(bad)
+            report.seconds += extra.seconds
+            for i, record in zip(bad, again):
+                records[i] = record
+            bad = [i for i in bad if self.schema.validate(records[i])]
+        if bad:
+            logger.warning("%d of %d sampled rows hold code that does not parse after %d rounds; they are kept "
+                           "(drop them with curation=[DropInvalid(generator.schema)])", len(bad), len(rows), max_rounds)
+        return records, report
+
     def _sample_curated(self, rows: list[dict], seed: int, steps: list, max_rounds: int,
                         options: dict[str, Any]) -> tuple[list[dict], SamplingReport]:
         """Sample, curate, and sample again the rows curation rejected (round ``r`` uses ``seed + r``)."""
@@ -190,7 +218,7 @@ class BaseGenerator(abc.ABC):
         found: list[dict | None] = [None] * len(rows)
         pending = list(range(len(rows)))
         for round_ in range(max_rounds):
-            sampled, report = self._sample_rows([rows[i] for i in pending], seed=seed + round_, nonnull=None, **options)
+            sampled, report = self._sample_parsing_rows([rows[i] for i in pending], seed + round_, max_rounds, options)
             total.produced += report.produced
             total.retried += report.retried
             total.seconds += report.seconds

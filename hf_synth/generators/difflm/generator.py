@@ -136,7 +136,8 @@ class DiffLMGenerator(BaseGenerator):
                 latent_dim=config.latent_dim, hidden_dim=config.diffusion_hidden, num_steps=config.sampling_steps,
                 train_steps=config.diffusion_steps, batch_size=min(config.diffusion_batch_size, len(train_rows)),
                 seed=config.seed))
-            diffusion_history = self.diffusion.fit(train_mu, validation=val_mu, progress=progress)
+            diffusion_history = self.diffusion.fit(train_mu, validation=val_mu if len(val_mu) >= 2 else None,
+                                                   progress=progress)
         self.source = None
         self.training_info = {
             **{k: v for k, v in lm.training_info.items() if k not in ("history", "dataset")},
