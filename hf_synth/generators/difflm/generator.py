@@ -125,7 +125,8 @@ class DiffLMGenerator(BaseGenerator):
                                    weight_decay=config.weight_decay, beta_max=config.beta_max,
                                    beta_min=config.beta_min, beta_decay=config.beta_decay,
                                    beta_patience=config.beta_patience, patience=config.patience,
-                                   eval_steps=config.eval_steps, seed=config.seed, progress=progress),
+                                   eval_steps=config.eval_steps, seed=config.seed, progress=progress,
+                                   mixed_precision=lm._mixed_precision()),
                                device)
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows

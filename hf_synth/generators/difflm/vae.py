@@ -83,6 +83,7 @@ class DiffLMVAE(nn.Module):
              sample: bool = True) -> dict[str, torch.Tensor]:
         """Token cross-entropy of the record given its latent, and the KL averaged over latent dims."""
         mu, logvar = self.encoder(batch["encoder_ids"], batch["encoder_mask"])
+        mu, logvar = mu.float(), logvar.float()  # the KL in full precision, also under bf16 autocast
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu  # (B, d)
         prefix = self.injection(z)  # (B, P, H)
         tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)

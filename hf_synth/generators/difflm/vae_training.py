@@ -37,6 +37,7 @@ class VAETrainingArguments:
     eval_steps: int
     seed: int
     progress: bool = True
+    mixed_precision: str = "no"
 
 
 @dataclasses.dataclass
@@ -56,6 +57,10 @@ def train_vae(vae: DiffLMVAE, decoder: nn.Module, train_batches: Callable[[int],
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+
+    def autocast() -> torch.autocast:  # bf16 where the hardware has it, as for the decoder's own training
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.mixed_precision == "bf16")
+
     decoder.eval()  # frozen: no dropout, no gradient for its weights (activations still carry them)
     for parameter in decoder.parameters():
         parameter.requires_grad_(False)
@@ -73,7 +78,8 @@ def train_vae(vae: DiffLMVAE, decoder: nn.Module, train_batches: Callable[[int],
         sums = {"cross_entropy": 0.0, "kl": 0.0}
         with torch.no_grad():
             for batch in val_batches:
-                parts = vae.loss(decoder, _to(batch, device), beta, sample=False)
+                with autocast():
+                    parts = vae.loss(decoder, _to(batch, device), beta, sample=False)
                 for name in sums:
                     sums[name] += float(parts[name]) * batch["decoder_ids"].shape[0]
         vae.train()
@@ -98,7 +104,8 @@ def train_vae(vae: DiffLMVAE, decoder: nn.Module, train_batches: Callable[[int],
     running, stopped = math.nan, False
     for epoch in range(args.epochs):
         for batch in first_batches if epoch == 0 else train_batches(epoch):
-            loss = vae.loss(decoder, _to(batch, device), beta)["loss"]
+            with autocast():
+                loss = vae.loss(decoder, _to(batch, device), beta)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
