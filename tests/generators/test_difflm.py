@@ -153,3 +153,23 @@ def test_latent_control(fitted, adult):
         fitted.interpolate(adult[0], adult[1], steps=1)
     with pytest.raises(HFSynthError, match="latents must have shape"):
         fitted.sample(3, latents=torch.zeros((2, fitted.config.latent_dim)), progress=False)
+
+
+def test_beta_decays_when_validation_stalls_and_training_stops(fitted, adult):
+    """The validation loss really runs: with nothing learned (lr 0) it never improves after the first
+    evaluation, so beta decays by beta_decay per stalled evaluation, floors at beta_min, and training stops."""
+    import copy
+
+    from hf_synth.generators.difflm.vae import padded
+    from hf_synth.generators.difflm.vae_training import VAETrainingArguments, train_vae
+    from hf_synth.tokenizer import encode_record
+
+    rows = adult.to_list()[:32]
+    ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
+    batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
+    args = VAETrainingArguments(epochs=20, learning_rate=0.0, weight_decay=0.0, beta_max=0.1, beta_min=0.04,
+                                beta_decay=0.5, beta_patience=1, patience=3, eval_steps=0, seed=0, progress=False)
+    result = train_vae(copy.deepcopy(fitted.vae), fitted.lm.model, lambda epoch: [batch], [batch], args,
+                       torch.device("cpu"))
+    assert [h["beta"] for h in result.history] == [0.1, 0.1, 0.05, 0.04]
+    assert result.stopped_early and result.steps == 4 and result.final_beta == 0.04
