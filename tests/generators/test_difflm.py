@@ -173,3 +173,17 @@ def test_beta_decays_when_validation_stalls_and_training_stops(fitted, adult):
                        torch.device("cpu"))
     assert [h["beta"] for h in result.history] == [0.1, 0.1, 0.05, 0.04]
     assert result.stopped_early and result.steps == 4 and result.final_beta == 0.04
+
+
+def test_push_to_hub_and_load_by_id(fitted, hub):
+    from huggingface_hub import HfApi, ModelCard
+
+    fitted.push_to_hub("tester/adult-difflm", token=hub.token)
+    files = set(HfApi().list_repo_files("tester/adult-difflm"))
+    assert {"decoder/model/model.safetensors", "encoder/model.safetensors", "latent/model.safetensors",
+            "diffusion/model.safetensors", "generator_config.json"} <= files
+    loaded = AutoGenerator.from_pretrained("tester/adult-difflm")
+    assert type(loaded) is DiffLMGenerator
+    assert loaded.sample(10, seed=2, progress=False).to_list() == fitted.sample(10, seed=2, progress=False).to_list()
+    card = ModelCard.load("tester/adult-difflm").text
+    assert "DiffLMGenerator" in card and "soft prompt" in card and "Prior: EDM latent diffusion" in card
