@@ -75,7 +75,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     validation_size: float = 0.1
     max_validation_rows: int = 2000
     diffusion_steps: int = 4000
-    diffusion_hidden: int = 512
+    diffusion_hidden: int = 256
     diffusion_batch_size: int = 1024
     sampling_steps: int = 50
     prior: str = "diffusion"

@@ -38,6 +38,8 @@ from ...hub import read_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Rows of initial noise drawn per call to the generator while sampling (see :func:`heun_sample`).
+NOISE_BLOCK = 256
 
 
 @dataclasses.dataclass
@@ -60,12 +62,21 @@ class DiffusionConfig(GeneratorConfig):
         batch_size: Latents per training step.
         learning_rate, weight_decay: AdamW settings (cosine decay to 0 after a short warm-up).
         seed: Seed of the initialisation, batch order and training noise.
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast of the network's matrix
+            products in training and sampling. ``"auto"`` uses it on CPUs with native bf16 matrix
+            units (AMX), where it trains ~2x and samples ~3x faster; the preconditioning, the loss and
+            the ODE updates stay in float32.
     """
 
     latent_dim: int
-    hidden_dim: int = 512
+    # Defaults sized for a CPU: 30k latents of dim 32 train in ~45 s (bf16 on one Xeon core with
+    # AMX; ~80 s in float32) and 30k samples (99 network evaluations each) take ~4 s (~12 s).
+    # On latents on a curved 4-d manifold in 32-d, 256 x 3 layers reached k-NN precision 0.97
+    # (256 x 2: 0.95; 512 x 2 at ~2x the cost: 0.97; the data itself: 0.98).
+    hidden_dim: int = 256
     num_layers: int = 3
     noise_embedding_dim: int = 128
+    # EDM / TabSyn values
     sigma_data: float = 0.5
     p_mean: float = -1.2
     p_std: float = 1.2
@@ -73,12 +84,19 @@ class DiffusionConfig(GeneratorConfig):
     sigma_max: float = 80.0
     rho: float = 7.0
     num_steps: int = 50
-    ema_decay: float = 0.999
+    # EMA off: with the learning rate decayed to 0 the last steps barely move the weights, and
+    # EMA weights sampled no better (same mode shares / energy distance on a 2-D
+    # mixture; k-NN precision 0.954 vs 0.955, energy distance 0.0074 vs 0.0071 over 3 seeds on
+    # 32-d latents). EMA matters with a constant learning rate, which did worse than the decay.
+    ema_decay: float = 0.0
+    # short, high-learning-rate training: 4e-3 beat 2e-3 and 1e-3 (k-NN precision 0.95 / 0.90 /
+    # 0.70 at 256 x 2) in the same 4000 steps; TabSyn's 1e-3 assumes far longer GPU training
     train_steps: int = 4000
     batch_size: int = 1024
-    learning_rate: float = 1e-3
+    learning_rate: float = 4e-3
     weight_decay: float = 0.0
     seed: int = 0
+    mixed_precision: str = "auto"
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -94,6 +112,8 @@ class DiffusionConfig(GeneratorConfig):
             raise ConfigError(f"{name}.noise_embedding_dim must be even, got {self.noise_embedding_dim}")
         if self.sigma_min >= self.sigma_max:
             raise ConfigError(f"{name}.sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})")
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise ConfigError(f"{name}.mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.num_steps < 2:
             raise ConfigError(f"{name}.num_steps must be at least 2, got {self.num_steps}")
 
@@ -130,7 +150,7 @@ class MLPDenoiser(nn.Module):
     def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
         # c_noise is (B,) or (1,): the sampler uses one noise level per step, so the noise MLP
         # then runs once and broadcasts over the batch
-        emb = self.noise_mlp(self.noise_embedding(c_noise))  # (B or 1, H)
+        emb = self.noise_mlp(self.noise_embedding(c_noise).to(x.dtype))  # (B or 1, H)
         h = self.in_proj(x) + emb  # (B, H)
         for layer in self.layers:
             h = layer(F.silu(h))  # (B, H)
@@ -214,13 +234,17 @@ def heun_sample(denoiser: nn.Module, num_samples: int, latent_dim: int, *, gener
     """Deterministic Heun sampling of the probability-flow ODE (EDM Algorithm 1): (num_samples, d).
 
     ``sigmas`` comes from :func:`edm_sigma_steps`. The initial noise ``x_0 = t_0 eps`` is drawn from
-    ``generator`` batch after batch, so the same generator state gives the same samples.
+    ``generator`` in blocks of ``NOISE_BLOCK`` rows (batches are whole blocks), so the same generator
+    state gives the same samples whatever ``batch_size`` is: it only bounds the memory.
     """
     device = sigmas.device
+    batch_size = -(-batch_size // NOISE_BLOCK) * NOISE_BLOCK
     out = torch.empty(num_samples, latent_dim, device=device)
     for start in range(0, num_samples, batch_size):
         rows = min(batch_size, num_samples - start)
-        x = torch.randn(rows, latent_dim, generator=generator, device=device) * sigmas[0]  # (b, d)
+        blocks = [torch.randn(NOISE_BLOCK, latent_dim, generator=generator, device=device)
+                  for _ in range(-(-rows // NOISE_BLOCK))]
+        x = torch.cat(blocks)[:rows] * sigmas[0]  # (b, d)
         for i in range(len(sigmas) - 1):
             t_cur, t_next = sigmas[i : i + 1], sigmas[i + 1 : i + 2]  # (1,) each: broadcast over rows
             d_cur = (x - denoiser(x, t_cur)) / t_cur  # (b, d), dx/dsigma
@@ -274,6 +298,12 @@ class LatentDiffusion(nn.Module):
     def device(self) -> torch.device:
         return self.latent_mean.device
 
+    def _autocast(self) -> torch.autocast:
+        mode = self.config.mixed_precision
+        if mode == "auto":
+            mode = "bf16" if self.device.type == "cpu" and _cpu_has_native_bf16() else "no"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
+
     # ------------------------------------------------------------------ normalisation
     def normalize(self, latents: Tensor) -> Tensor:
         return (latents - self.latent_mean) / self.latent_std * self.config.sigma_data
@@ -293,7 +323,9 @@ class LatentDiffusion(nn.Module):
             raise HFSynthError(f"{what} needs at least 2 rows, got {latents.shape[0]}")
         if not torch.isfinite(latents).all():
             raise HFSynthError(f"{what} contains NaN or infinite values")
-        return latents.detach().to(device=self.device, dtype=torch.float32)
+        # float64 stays float64 until normalised: latents with a large offset would lose digits
+        dtype = torch.float64 if latents.dtype == torch.float64 else torch.float32
+        return latents.detach().to(device=self.device, dtype=dtype)
 
     # ------------------------------------------------------------------ training
     def fit(self, latents: Tensor, *, validation: Tensor | None = None, progress: bool = False) -> dict[str, Any]:
@@ -301,14 +333,17 @@ class LatentDiffusion(nn.Module):
         initialisation, seeded by ``config.seed``).
 
         Returns the history: ``steps``, ``train_loss`` (mean over each logging window, at
-        ``logged_steps``), ``validation_loss`` (same steps, with the sampling weights; only when
-        ``validation`` is given), ``seconds`` and ``steps_per_second``.
+        ``logged_steps``), ``validation_loss`` (same steps, with the sampling weights and the same
+        noise each time; only when ``validation`` is given), ``final_train_loss``,
+        ``final_validation_loss``, ``seconds`` and ``steps_per_second``.
         """
         cfg = self.config
         latents = self._check_latents(latents, "latents")
         if validation is not None:
             validation = self._check_latents(validation, "validation")
         started = time.perf_counter()
+        self.is_fitted = False  # until training completes
+        torch.clear_autocast_cache()  # bf16 copies of the weights an earlier sample() left cached
 
         # standardise per dimension (in float64: latents can have large offsets); a constant
         # dimension keeps std 1 so it stays constant instead of dividing by zero
@@ -317,8 +352,8 @@ class LatentDiffusion(nn.Module):
         std = torch.where(std > 1e-12 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
         self.latent_mean.copy_(mean.float())
         self.latent_std.copy_(std.float())
-        data = self.normalize(latents)  # (N, d)
-        val_data = self.normalize(validation) if validation is not None else None
+        data = self.normalize(latents).float()  # (N, d)
+        val_data = self.normalize(validation).float() if validation is not None else None
 
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.denoiser.net.reset_parameters(generator)
@@ -338,11 +373,16 @@ class LatentDiffusion(nn.Module):
         bar = _progress_bar(cfg.train_steps) if progress else None
         batches = _batches(data, cfg.batch_size, generator)
         for step in range(1, cfg.train_steps + 1):
-            loss = edm_loss(self.denoiser, next(batches), generator, p_mean=cfg.p_mean, p_std=cfg.p_std)
+            with self._autocast():
+                loss = edm_loss(self.denoiser, next(batches), generator, p_mean=cfg.p_mean, p_std=cfg.p_std)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
+            # autocast caches the bf16 copies of the weights until the outermost autocast context
+            # exits; inside a caller's context that would be never, and every step would run on
+            # the weights of the first one
+            torch.clear_autocast_cache()
             if ema_params:
                 # warm-up of the decay (as in many EMA implementations) so the average does not
                 # drag the random initialisation along in short runs
@@ -366,6 +406,9 @@ class LatentDiffusion(nn.Module):
         self.denoiser.eval()
         self.is_fitted = True
         seconds = time.perf_counter() - started
+        history["final_train_loss"] = history["train_loss"][-1]
+        if val_data is not None:
+            history["final_validation_loss"] = history["validation_loss"][-1]
         history["seconds"] = seconds
         history["steps_per_second"] = cfg.train_steps / seconds
         return history
@@ -380,7 +423,8 @@ class LatentDiffusion(nn.Module):
         total = 0.0
         for start in range(0, len(data), 4096):
             batch = data[start : start + 4096]
-            loss = edm_loss(model, batch, generator, p_mean=self.config.p_mean, p_std=self.config.p_std)
+            with self._autocast():
+                loss = edm_loss(model, batch, generator, p_mean=self.config.p_mean, p_std=self.config.p_std)
             total += loss.item() * len(batch)
         model.train(was_training)
         return total / len(data)
@@ -395,8 +439,9 @@ class LatentDiffusion(nn.Module):
     def sample(self, num_rows: int, *, seed: int, num_steps: int | None = None, batch_size: int = 4096) -> Tensor:
         """``num_rows`` new latents (num_rows, d) in the original (denormalised) latent space.
 
-        The same ``seed`` (and ``batch_size``) gives the same latents. ``num_steps`` overrides
-        ``config.num_steps``; ``batch_size`` bounds the memory (rows integrated together).
+        The same ``seed`` gives the same latents, whatever ``batch_size`` (rows integrated
+        together, which only bounds the memory). ``num_steps`` overrides ``config.num_steps``.
+        Samples in bf16 (``mixed_precision``) follow the float32 ones closely but not bit for bit.
         """
         cfg = self.config
         if not self.is_fitted:
@@ -413,7 +458,9 @@ class LatentDiffusion(nn.Module):
         model.eval()
         sigmas = edm_sigma_steps(num_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        z = heun_sample(model, num_rows, cfg.latent_dim, generator=generator, sigmas=sigmas, batch_size=batch_size)
+        with self._autocast():
+            z = heun_sample(model, num_rows, cfg.latent_dim, generator=generator, sigmas=sigmas, batch_size=batch_size)
+        torch.clear_autocast_cache()  # do not keep bf16 weight copies alive in a caller's autocast context
         model.train(was_training)
         return self.denormalize(z)
 
@@ -479,13 +526,20 @@ def _batches(data: Tensor, batch_size: int, generator: torch.Generator) -> Itera
     """Endless mini-batches: a fresh random permutation every epoch (sampling with replacement
     when a batch is larger than the data)."""
     n = len(data)
-    if batch_size >= n:
+    if batch_size > n:
         while True:
             yield data[torch.randint(n, (batch_size,), generator=generator, device=generator.device)]
     while True:
         order = torch.randperm(n, generator=generator, device=generator.device)
         for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged last batch
             yield data[order[start : start + batch_size]]
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.cpu._is_amx_tile_supported()
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.02) -> Any:
