@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import datasets
 import pytest
@@ -18,9 +19,8 @@ DECODER = dict(n_layer=1, n_embd=32, n_head=2, epochs=2, batch_size=16, text_voc
 
 @pytest.fixture(scope="module")
 def code() -> datasets.Dataset:
-    rows = datasets.load_dataset("json", data_files="../shared/data/code/mbpp.jsonl", split="train")
-    short = rows.filter(lambda row: len(row["code"]) < 160 and len(row["text"]) < 90)  # few tokens: a fast test
-    return short.select(range(40)).select_columns(["text", "code"])
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mbpp_short.jsonl")
+    return datasets.load_dataset("json", data_files=path, split="train").select_columns(["text", "code"])
 
 
 def test_tool_definitions(caplog):
