@@ -8,7 +8,7 @@ import datasets
 import pytest
 import torch
 
-from hf_synth import AutoGenerator, DiffLMGenerator, load_demo_dataset
+from hf_synth import AutoGenerator, DiffLMGenerator, DiffLMGeneratorConfig, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import HFSynthError, SchemaError
 
@@ -187,3 +187,12 @@ def test_push_to_hub_and_load_by_id(fitted, hub):
     assert loaded.sample(10, seed=2, progress=False).to_list() == fitted.sample(10, seed=2, progress=False).to_list()
     card = ModelCard.load("tester/adult-difflm").text
     assert "DiffLMGenerator" in card and "soft prompt" in card and "Prior: EDM latent diffusion" in card
+
+
+def test_decoder_and_vae_hold_out_the_same_rows(adult):
+    config = DiffLMGeneratorConfig(**{**TINY, "validation_size": 0.2, "max_validation_rows": 25, "seed": 7})
+    generator = DiffLMGenerator(config)
+    lm = generator._decoder_generator().config  # the decoder's split uses the same seed and sizes
+    assert (lm.seed, lm.validation_size, lm.max_validation_rows) == (7, 0.2, 25)
+    with pytest.raises(ConfigError, match="may not set"):
+        DiffLMGenerator(decoder_options={"validation_size": 0.3})

@@ -123,7 +123,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     def lm_options(self) -> dict:
         """LMGeneratorConfig fields of the decoder trained from scratch."""
         options = dict(self.decoder_options or {})
-        reserved = sorted(set(options) & {"model", "revision", "use_lora", "prefix_slots", "seed", "device"})
+        shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device,
+                  # the same validation rows as the VAE's: the decoder never trains on them
+                  "validation_size": self.validation_size, "max_validation_rows": self.max_validation_rows}
+        reserved = sorted(set(options) & ({"model", "revision", "use_lora"} | set(shared)))
         if reserved:
             raise ConfigError(f"DiffLMGeneratorConfig.decoder_options may not set {reserved}; DiffLM sets them")
-        return {**options, "prefix_slots": self.slots, "seed": self.seed, "device": self.device}
+        return {**options, **shared}
