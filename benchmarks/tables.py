@@ -70,7 +70,7 @@ def _numpy_shuffle(n: int, seed: int) -> np.ndarray:
     return order
 
 
-def fit(method: str, train: pd.DataFrame, args: argparse.Namespace):
+def new_generator(method: str, args: argparse.Namespace):
     if method == "lm":
         return LMGenerator(seed=args.seed)
     return DiffLMGenerator(seed=args.seed, **json.loads(args.difflm_options))
@@ -110,7 +110,7 @@ def main() -> None:
     if not args.skip_real:
         record("real", train, {})
     for method in args.methods:
-        generator = fit(method, train, args)
+        generator = new_generator(method, args)
         start = time.perf_counter()
         generator.fit(datasets_from(train), progress=False)
         fit_seconds = time.perf_counter() - start

@@ -89,7 +89,8 @@ class GeneratorSource:
         directory = resolve_generator_dir(str(path_or_repo_id), revision=revision, token=token)
         meta = read_json(os.path.join(directory, GENERATOR_CONFIG_FILE), "generator config")
         fingerprint = generator_fingerprint(directory)
-        schema = RecordSchema.from_json(open(os.path.join(directory, SCHEMA_FILE), encoding="utf-8").read())
+        with open(os.path.join(directory, SCHEMA_FILE), encoding="utf-8") as f:
+            schema = RecordSchema.from_json(f.read())
         return cls(os.path.abspath(directory), fingerprint, schema, meta)
 
     def generator_class(self) -> type:

@@ -31,7 +31,7 @@ from typing import Any, Iterable
 import torch
 from transformers import LogitsProcessor
 
-from .codec import RecordCodec, parse_number
+from .codec import parse_number
 from .errors import HFSynthError
 from .schema import FieldSchema, RecordSchema, child_path, item_path, iter_paths, path_name
 from .tokenizer import NUMBER_CHARS, NUMBER_START_CHARS, PieceVocab, field_at

@@ -43,7 +43,8 @@ def route_problem(load_module: ModuleType) -> str | None:
     builder = getattr(load_module, "load_dataset_builder", None)
     if factory is None or builder is None or not hasattr(load_module, "DatasetModule"):
         return "datasets.load has no dataset_module_factory, load_dataset_builder or DatasetModule"
-    if "dataset_module_factory" not in getattr(builder, "__code__", None).co_names:
+    code = getattr(builder, "__code__", None)
+    if code is None or "dataset_module_factory" not in code.co_names:
         return "load_dataset_builder no longer calls dataset_module_factory"
     return None
 

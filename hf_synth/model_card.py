@@ -37,9 +37,7 @@ def _details(fs) -> str:
 def generator_card(generator: "BaseGenerator") -> str:
     schema = generator.schema
     config = generator.config.to_dict()
-    training = {"rows": 0, "fingerprint": "", "dataset": None, "validation_rows": 0, "parameters": 0,
-                "context_length": 0, "epochs": 0, "steps": 0, "fit_seconds": 0, "best_validation_loss": None,
-                "stopped_early": False, **generator.training_info}
+    training = {"rows": 0, "fingerprint": "", "dataset": None, "validation_rows": 0, **generator.training_info}
     source = getattr(generator, "source", None) or {}
     rows = [
         {"name": readable_path(name), "kind": fs.kind, "dtype": fs.dtype or "-", "details": _details(fs),
@@ -47,7 +45,6 @@ def generator_card(generator: "BaseGenerator") -> str:
         for name, fs in schema.fields.items()
     ]
     dataset = training.get("dataset")
-    model = config.get("model")
     return render_model_card(
         "generator_card.md",
         title=f"hf_synth {type(generator).__name__}" + (f" for {dataset}" if dataset else ""),

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..code import extract_code, is_code, parse_python  # noqa: F401  (re-exported)
+from ..code import is_code, parse_python
 from .data import EvaluationError
 from .diversity import as_texts, tokenize
 

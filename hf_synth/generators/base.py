@@ -57,6 +57,9 @@ class BaseGenerator(abc.ABC):
 
     config_class: ClassVar[type[GeneratorConfig]]
     method: ClassVar[str]
+    #: Sampling options that hold one entry per row (DiffLM's ``latents``): sliced with the rows
+    #: whenever only some of them are sampled again.
+    row_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: GeneratorConfig | None = None, **kwargs: Any):
         if config is None:
@@ -192,7 +195,7 @@ class BaseGenerator(abc.ABC):
             if not bad:
                 break
             again, extra = self._sample_rows([rows[i] for i in bad], seed=derive_seed(seed, "code", round_), nonnull=None,
-                                             **options)
+                                             **self._options_for(options, bad))
             report.retried += len(bad)
             report.seconds += extra.seconds
             for i, record in zip(bad, again):
@@ -202,6 +205,11 @@ class BaseGenerator(abc.ABC):
             logger.warning("%d of %d sampled rows hold code that does not parse after %d rounds; they are kept "
                            "(drop them with curation=[DropInvalid(generator.schema)])", len(bad), len(rows), max_rounds)
         return records, report
+
+    def _options_for(self, options: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+        """``options`` for the rows at ``indices``: per-row options (:attr:`row_options`) are sliced."""
+        return {name: (value[list(indices)] if name in self.row_options and value is not None else value)
+                for name, value in options.items()}
 
     def _sample_curated(self, rows: list[dict], seed: int, steps: list, max_rounds: int,
                         options: dict[str, Any]) -> tuple[list[dict], SamplingReport]:
@@ -218,7 +226,8 @@ class BaseGenerator(abc.ABC):
         found: list[dict | None] = [None] * len(rows)
         pending = list(range(len(rows)))
         for round_ in range(max_rounds):
-            sampled, report = self._sample_parsing_rows([rows[i] for i in pending], seed + round_, max_rounds, options)
+            sampled, report = self._sample_parsing_rows([rows[i] for i in pending], seed + round_, max_rounds,
+                                                        self._options_for(options, pending))
             total.produced += report.produced
             total.retried += report.retried
             total.seconds += report.seconds
@@ -253,7 +262,8 @@ class BaseGenerator(abc.ABC):
         records = [dict(row) for row in rows]
         report = SamplingReport(0, 0, 0, 0.0)
         if todo:
-            filled, report = self._sample_rows([rows[i] for i in todo], seed=seed, nonnull=[nonnull[i] for i in todo], **options)
+            filled, report = self._sample_rows([rows[i] for i in todo], seed=seed, nonnull=[nonnull[i] for i in todo],
+                                               **self._options_for(options, todo))
             for i, record in zip(todo, filled):
                 records[i] = record
         self.last_report = report

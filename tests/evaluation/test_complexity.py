@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from hf_synth.code import extract_code, parse_python
 from hf_synth.evaluation.complexity import (
     ast_size,
     code_complexity,
-    extract_code,
     json_structure,
     looks_like_code,
-    parse_python,
     record_complexity,
     row_scores,
     text_complexity,

@@ -60,3 +60,16 @@ def test_lm_generator_also_resamples_code_that_does_not_parse(code):
     rows = generator.sample(4, seed=1, max_rounds=2, progress=False)
     assert rows.num_rows == 4
     assert generator.last_report.retried >= sum(bool(generator.schema.validate(r)) for r in rows.to_list())
+
+
+def test_given_latents_follow_their_rows_when_code_is_sampled_again(code):
+    """Rows whose code does not parse are sampled again with their own latents, not the whole batch's."""
+    import torch
+
+    generator = DiffLMGenerator(decoder_options=DECODER, **SMALL).fit(code, progress=False)
+    z = torch.randn((12, SMALL["latent_dim"]), generator=torch.Generator().manual_seed(0)) * 5
+    # a conditioned code column parses by construction, so only some rows are sampled again
+    rows = [{"code": code[i]["code"]} if i % 2 == 0 else {} for i in range(12)]
+    sampled = generator.sample(conditions=rows, latents=z, seed=0, max_rounds=3, progress=False)
+    assert sampled.num_rows == 12 and sampled["code"][::2] == [r["code"] for r in rows[::2]]
+    assert 0 < generator.last_report.retried

@@ -30,7 +30,7 @@ from ...codec import RecordCodec
 from ...errors import GeneratorLoadError, HFSynthError, SchemaError
 from ...io import load_input
 from ...sampling import SamplingReport, sample_records
-from ...tokenizer import RecordTokenizer, encode_record
+from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, dataset_name, split_records
 from .config import DiffLMGeneratorConfig
@@ -59,6 +59,7 @@ class DiffLMGenerator(BaseGenerator):
 
     config_class = DiffLMGeneratorConfig
     method = "difflm"
+    row_options = ("latents",)
 
     def __init__(self, config: DiffLMGeneratorConfig | None = None, **kwargs: Any):
         super().__init__(config, **kwargs)
@@ -95,10 +96,10 @@ class DiffLMGenerator(BaseGenerator):
         codec = RecordCodec(lm.schema)
         hidden = decoder.get_input_embeddings().embedding_dim
         slot = decoder.get_input_embeddings().weight[lm.vocab.bos_id if config.decoder is None else lm.vocab.pad_id]
-        latent = LatentConfig(encoder_hidden=0, latent_dim=config.latent_dim, num_virtual_tokens=config.num_virtual_tokens,
-                              prefix_length=config.prefix_length, decoder_hidden=hidden)
         backbone = self._new_encoder_backbone(lm, encoder_tokenizer)
-        latent.encoder_hidden = backbone.config.hidden_size
+        latent = LatentConfig(encoder_hidden=backbone.config.hidden_size, latent_dim=config.latent_dim,
+                              num_virtual_tokens=config.num_virtual_tokens, prefix_length=config.prefix_length,
+                              decoder_hidden=hidden)
         vae = DiffLMVAE(RecordEncoder(backbone, config.latent_dim), LatentInjection(latent, slot)).to(device)
         self.lm, self.vae, self.encoder_tokenizer, self.schema = lm, vae, encoder_tokenizer, lm.schema
         permute = lm.config.permute_probability
@@ -292,10 +293,7 @@ class DiffLMGenerator(BaseGenerator):
         check_sample_options(type(self), options)
         if "latents" in options:
             raise HFSynthError("latents are what this call decodes; do not pass them as an option")
-        records, report = self._sample_rows([{} for _ in range(len(z))], seed=seed, latents=z, **options)
-        self.last_report = report
-        columns = list(self.schema.fields)
-        return self._finish([{c: r[c] for c in columns} for r in records], None, False)
+        return self.sample(len(z), latents=z, seed=seed, **options)
 
     def _sample_rows(self, rows: list[dict], *, seed: int, nonnull: list[tuple] | None = None,
                      batch_size: int | None = None, temperature: float | None = None, top_p: float | None = None,
