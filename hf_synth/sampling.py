@@ -73,11 +73,13 @@ def sample_records(
     options: DecodingOptions,
     nonnull: list[Iterable[str]] | None = None,
     prefix: PrefixEmbeddings | None = None,
+    output_bias: torch.Tensor | None = None,
 ) -> tuple[list[dict], SamplingReport]:
     """Sample one record per entry of ``rows`` (the fixed values of that row).
 
     ``prefix(indices)`` gives, for those rows, input embeddings ``(len(indices), P, hidden)`` placed
-    before each prompt: soft prompts, or the embeddings of reserved prefix tokens.
+    before each prompt: soft prompts, or the embeddings of reserved prefix tokens. ``output_bias``
+    ``(vocab,)`` is added to every step's logits.
     """
     from tqdm.auto import tqdm
 
@@ -94,7 +96,8 @@ def sample_records(
             batch = pending[first : first + options.batch_size]
             batch_seed = (seed * 1_000_003 + attempt * 7_919 + number) % (2**63)
             results = _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
-                                    vocab, batch_seed, options, budget, prefix(batch) if prefix is not None else None)
+                                    vocab, batch_seed, options, budget, prefix(batch) if prefix is not None else None,
+                                    output_bias)
             for index, record in zip(batch, results):
                 if record is None:
                     failed.append(index)
@@ -130,6 +133,16 @@ def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torc
     return {"inputs_embeds": embeds, "attention_mask": mask}
 
 
+class OutputBias(LogitsProcessor):
+    """Adds a fixed offset to each token's logit (DiffLM's calibrated output bias)."""
+
+    def __init__(self, bias: torch.Tensor):
+        self.bias = bias
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores.float() + self.bias.to(scores.device)
+
+
 class GumbelNoise(LogitsProcessor):
     """Adds seeded Gumbel(0, 1) noise to log-probabilities, so that greedy decoding samples."""
 
@@ -144,7 +157,7 @@ class GumbelNoise(LogitsProcessor):
 
 @torch.no_grad()
 def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens,
-                  prefix: torch.Tensor | None = None) -> list[dict | None]:
+                  prefix: torch.Tensor | None = None, output_bias: torch.Tensor | None = None) -> list[dict | None]:
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), vocab.pad_id, dtype=torch.long)
@@ -166,7 +179,7 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
             raise HFSynthError(f"the conditions take {length} tokens, the whole context of the model")
     # with inputs_embeds, generate hands the logits processors only the new tokens
     processor = SchemaLogitsProcessor(grammar, states, width if prefix is None else 0)
-    processors = [processor]
+    processors = [processor] if output_bias is None else [OutputBias(output_bias.float()), processor]
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))
     if options.top_p < 1.0:

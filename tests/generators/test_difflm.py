@@ -42,6 +42,7 @@ def test_fit_trains_three_stages(fitted):
     assert vae["history"] and all("val_cross_entropy" in h and "beta" in h for h in vae["history"])
     assert vae["history"][0]["beta"] == TINY.get("beta_max", fitted.config.beta_max)
     assert info["diffusion"]["steps"] == TINY["diffusion_steps"]
+    assert info["calibration"]["cross_entropy_after"] <= info["calibration"]["cross_entropy_before"]
     assert not any(p.requires_grad for p in fitted.lm.model.parameters())  # the decoder stays frozen
 
 
@@ -69,11 +70,13 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
     assert vae.encoder.head.weight.grad.abs().sum() > 0  # ...and through it the encoder
     assert all(p.grad is None for p in fitted.lm.model.parameters())
 
-    # with a projection that carries z, different latents decode to different rows
-    saved = vae.injection.projection.weight.detach().clone()
+    # with a projection that carries z, different latents decode to different rows (the output bias
+    # is zeroed: calibrated on a few rows, it can dominate a tiny decoder's logits)
+    saved = vae.injection.projection.weight.detach().clone(), vae.output_bias.detach().clone()
     try:
         with torch.no_grad():
             vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+            vae.output_bias.zero_()
         z = torch.randn((24, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
         rows = [{} for _ in range(24)]
         first, _ = fitted._sample_rows(rows, seed=0, latents=z, progress=False)
@@ -81,8 +84,52 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
         other, _ = fitted._sample_rows(rows, seed=0, latents=-z, progress=False)
     finally:
         with torch.no_grad():
-            vae.injection.projection.weight.copy_(saved)
+            vae.injection.projection.weight.copy_(saved[0])
+            vae.output_bias.copy_(saved[1])
     assert first == same and first != other  # same seed for the decoder: only z differs
+
+
+def test_calibration_matches_average_predictions_to_token_frequencies(fitted, adult):
+    from hf_synth.generators.difflm.calibration import fit_output_bias
+    from hf_synth.generators.difflm.vae import padded
+    from hf_synth.tokenizer import encode_record
+
+    rows = adult.to_list()
+    ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
+    batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
+    saved = fitted.vae.output_bias.detach().clone()
+    try:
+        with torch.no_grad():  # start far from calibrated: the fit must bring it back
+            fitted.vae.output_bias.add_(torch.randn(saved.shape, generator=torch.Generator().manual_seed(0)))
+        result = fit_output_bias(fitted.vae, fitted.lm.model, [batch], torch.device("cpu"))
+        with torch.no_grad():
+            mu, _ = fitted.vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
+            probabilities = fitted.vae.record_logits(fitted.lm.model, mu, batch)[mask.bool()].softmax(-1)  # (N, V)
+    finally:
+        with torch.no_grad():
+            fitted.vae.output_bias.copy_(saved)
+    targets = ids[mask.bool()]
+    frequency = torch.bincount(targets, minlength=probabilities.shape[1]).float() / len(targets)
+    used = frequency > 0
+    assert result.positions == len(targets) and result.tokens == int(used.sum())
+    assert result.cross_entropy_after < result.cross_entropy_before
+    # at the optimum the gradient in each used token's bias is zero: mean prediction = frequency
+    assert torch.allclose(probabilities.mean(0)[used], frequency[used], atol=2e-3)
+
+
+def test_the_output_bias_applies_while_sampling(fitted):
+    categories = fitted.schema.fields["sex"].categories
+    token = fitted.lm.vocab.piece_ids(("cat", "sex", categories.index("Female")))[0]
+    saved = fitted.vae.output_bias.detach().clone()
+    try:
+        with torch.no_grad():
+            fitted.vae.output_bias[token] += 50.0
+        rows = fitted.sample(40, seed=0, progress=False)
+    finally:
+        with torch.no_grad():
+            fitted.vae.output_bias.copy_(saved)
+    assert set(rows["sex"]) == {"Female"}
+    assert set(fitted.sample(40, seed=0, progress=False)["sex"]) == {"Female", "Male"}
 
 
 def test_encode_gives_one_latent_per_row(fitted, adult):

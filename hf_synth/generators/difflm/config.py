@@ -37,6 +37,9 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             each time the validation loss has not improved for ``beta_patience`` evaluations, down
             to ``beta_min``.
         beta_decay, beta_patience: See above.
+        calibrate: After the VAE, fit the decoder's output bias exactly so that its average
+            predictions match the training rows (see ``calibration.py``); ``False`` keeps the bias
+            as trained jointly with the VAE.
         patience: Stop after this many evaluations without a better validation loss.
         eval_steps: Also evaluate every this many steps (0: once per epoch).
         validation_size, max_validation_rows: Rows held out for validation.
@@ -71,6 +74,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     beta_decay: float = 0.7
     beta_patience: int = 1
     patience: int = 3
+    calibrate: bool = True
     eval_steps: int = 0
     validation_size: float = 0.1
     max_validation_rows: int = 2000

@@ -6,8 +6,10 @@ Fitting runs three stages (DiffLM, arXiv 2411.03250):
    positions reserved (``<bos>`` slots), and then frozen. A pretrained causal LM given by id or path
    is frozen as it is.
 2. **VAE.** An encoder reads each record into ``(mu, logvar)``; ``z`` becomes ``k`` soft-prompt
-   vectors before the record's tokens; only the encoder and the projection train, on token
-   cross-entropy + beta x KL with a validation-driven beta schedule (``vae_training.py``).
+   vectors before the record's tokens; only the encoder, the projection and an output bias train,
+   on token cross-entropy + beta x KL with a validation-driven beta schedule (``vae_training.py``).
+   The output bias is then fitted exactly, so that average predictions match the data
+   (``calibration.py``).
 3. **Prior.** The VAE posterior does not match N(0, I), so an EDM diffusion model learns the
    distribution of the encoder means (``diffusion.py``).
 
@@ -17,6 +19,7 @@ so every row is valid; conditions fix columns as for the LM generator.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +36,7 @@ from ...sampling import SamplingReport, sample_records
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, dataset_name, split_records
+from .calibration import fit_output_bias
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
 from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded
@@ -99,8 +103,9 @@ class DiffLMGenerator(BaseGenerator):
         backbone = self._new_encoder_backbone(lm, encoder_tokenizer)
         latent = LatentConfig(encoder_hidden=backbone.config.hidden_size, latent_dim=config.latent_dim,
                               num_virtual_tokens=config.num_virtual_tokens, prefix_length=config.prefix_length,
-                              decoder_hidden=hidden)
-        vae = DiffLMVAE(RecordEncoder(backbone, config.latent_dim), LatentInjection(latent, slot)).to(device)
+                              decoder_hidden=hidden, vocab_size=decoder.get_output_embeddings().weight.shape[0])
+        vae = DiffLMVAE(RecordEncoder(backbone, config.latent_dim), LatentInjection(latent, slot),
+                        latent.vocab_size).to(device)
         self.lm, self.vae, self.encoder_tokenizer, self.schema = lm, vae, encoder_tokenizer, lm.schema
         permute = lm.config.permute_probability
 
@@ -129,6 +134,10 @@ class DiffLMGenerator(BaseGenerator):
                                    eval_steps=config.eval_steps, seed=config.seed, progress=progress,
                                    mixed_precision=lm._mixed_precision()),
                                device)
+        calibration = None
+        if config.calibrate:  # the output bias at its exact optimum: average predictions match the data
+            chunks = (batches(train_rows[first : first + 1024], None) for first in range(0, len(train_rows), 1024))
+            calibration = fit_output_bias(vae, decoder, (b for chunk in chunks for b in chunk), device)
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
         train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
@@ -151,6 +160,7 @@ class DiffLMGenerator(BaseGenerator):
                     "best_validation_cross_entropy": round(vae_result.best_val_loss, 5),
                     "final_beta": vae_result.final_beta, "stopped_early": vae_result.stopped_early,
                     "fit_seconds": round(vae_result.seconds, 1), "history": vae_result.history},
+            "calibration": None if calibration is None else dataclasses.asdict(calibration),
             "diffusion": _summary(diffusion_history),
             "latent_std": [round(float(v), 4) for v in train_mu.std(0)],
         }
@@ -315,7 +325,7 @@ class DiffLMGenerator(BaseGenerator):
             return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
 
         return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
-                              nonnull=nonnull, prefix=prefix)
+                              nonnull=nonnull, prefix=prefix, output_bias=self.vae.output_bias.detach())
 
     def card_training_lines(self) -> list[str]:
         config, info = self.config, self.training_info
@@ -336,6 +346,11 @@ class DiffLMGenerator(BaseGenerator):
             f"cross-entropy {vae.get('best_validation_cross_entropy')}; beta from {config.beta_max} down to "
             f"{vae.get('final_beta', config.beta_max):.3g}" + (" (stopped early)." if vae.get("stopped_early") else "."),
         ]
+        calibration = info.get("calibration")
+        if calibration:
+            lines.append(f"Output bias calibrated on {calibration['positions']:,} record tokens ({calibration['tokens']} "
+                         f"distinct): cross-entropy {calibration['cross_entropy_before']} -> "
+                         f"{calibration['cross_entropy_after']} nats per token.")
         if self.diffusion is not None:
             summary = info.get("diffusion") or {}
             lines.append(f"Prior: EDM latent diffusion ({config.diffusion_steps} training steps in "
@@ -381,7 +396,8 @@ class DiffLMGenerator(BaseGenerator):
         return LatentConfig(encoder_hidden=self.vae.encoder.backbone.config.hidden_size,
                             latent_dim=self.config.latent_dim, num_virtual_tokens=injection.num_virtual_tokens,
                             prefix_length=0 if injection.prefix is None else injection.prefix.shape[1],
-                            decoder_hidden=injection.slot_embedding.shape[-1])
+                            decoder_hidden=injection.slot_embedding.shape[-1],
+                            vocab_size=self.vae.output_bias.shape[0])
 
     def _load_components(self, directory: str, meta: dict[str, Any]) -> None:
         from safetensors.torch import load_file
@@ -405,7 +421,7 @@ class DiffLMGenerator(BaseGenerator):
             with open(os.path.join(directory, LATENT_DIR, "config.json"), encoding="utf-8") as f:
                 latent = LatentConfig(**json.load(f))
             slot = torch.zeros(latent.decoder_hidden)
-            vae = DiffLMVAE(RecordEncoder(backbone, latent.latent_dim), LatentInjection(latent, slot))
+            vae = DiffLMVAE(RecordEncoder(backbone, latent.latent_dim), LatentInjection(latent, slot), latent.vocab_size)
             state = load_file(os.path.join(directory, LATENT_DIR, "model.safetensors"))
             missing, unexpected = vae.load_state_dict({**{f"encoder.backbone.{k}": v for k, v in backbone.state_dict().items()},
                                                        **state}, strict=False)

@@ -5,11 +5,20 @@
     record tokens ─ encoder (BERT) ─ mean pool ─ Linear ─ (mu, logvar)           # (B, d) each
     z = mu + sigma * eps                                                           # (B, d)
     soft prompt = slot embeddings + Linear(d, k * hidden)(z).view(B, k, hidden)    # (B, k, H)
-    decoder(inputs_embeds=[learned prefix | soft prompt | record tokens]) -> token cross-entropy
+    decoder(inputs_embeds=[learned prefix | soft prompt | record tokens]).logits + output bias
+        -> token cross-entropy
 
-Only the encoder, its head, the projection and the learned prefix train; the decoder is frozen.
-The projection starts at zero, so the untrained VAE is exactly the frozen decoder (its slots hold
-the ``<bos>`` embeddings it was trained with) and training only adds what the latent knows.
+Only the encoder, its head, the projection, the learned prefix and the output bias train; the
+decoder is frozen. The projection starts at zero, so the untrained VAE is exactly the frozen decoder
+(its slots hold the ``<bos>`` embeddings it was trained with) and training only adds what the latent
+knows.
+
+The output bias (one logit offset per token, zero at first) is there because a soft prompt moves
+the frozen decoder's average predictions: it lowers the cross-entropy by sharpening each record's
+predictions while the share of every category drifts several points, and an input-side prompt has
+no direct handle on the output's intercepts. With a free bias the optimum is calibrated in the
+large (the mean predicted probability of each token equals its frequency), which
+:func:`~hf_synth.generators.difflm.calibration.fit_output_bias` enforces after training.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ class LatentConfig:
     num_virtual_tokens: int
     prefix_length: int
     decoder_hidden: int
+    vocab_size: int
 
 
 class RecordEncoder(nn.Module):
@@ -74,10 +84,21 @@ class LatentInjection(nn.Module):
 class DiffLMVAE(nn.Module):
     """The trainable parts; the frozen decoder is passed to :meth:`loss`, never stored or saved here."""
 
-    def __init__(self, encoder: RecordEncoder, injection: LatentInjection):
+    def __init__(self, encoder: RecordEncoder, injection: LatentInjection, vocab_size: int):
         super().__init__()
         self.encoder = encoder
         self.injection = injection
+        self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # added to the decoder's logits
+
+    def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Float32 logits, biased, at the positions that predict each record token: ``(B, T, V)``."""
+        prefix = self.injection(z)  # (B, P, H)
+        tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)
+        embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
+        slots = prefix.shape[1]
+        mask = torch.cat([batch["decoder_mask"].new_ones((tokens.shape[0], slots)), batch["decoder_mask"]], dim=1)
+        logits = decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1]  # (B, T, V)
+        return logits.float() + self.output_bias
 
     def loss(self, decoder: nn.Module, batch: dict[str, torch.Tensor], beta: float,
              sample: bool = True) -> dict[str, torch.Tensor]:
@@ -85,14 +106,9 @@ class DiffLMVAE(nn.Module):
         mu, logvar = self.encoder(batch["encoder_ids"], batch["encoder_mask"])
         mu, logvar = mu.float(), logvar.float()  # the KL in full precision, also under bf16 autocast
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu  # (B, d)
-        prefix = self.injection(z)  # (B, P, H)
-        tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)
-        embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
-        slots = prefix.shape[1]
-        ones = batch["decoder_mask"].new_ones((tokens.shape[0], slots))
-        mask = torch.cat([ones, batch["decoder_mask"]], dim=1)
-        labels = torch.cat([torch.full_like(ones, -100), batch["decoder_ids"].masked_fill(batch["decoder_mask"] == 0, -100)], 1)
-        cross_entropy = decoder(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+        logits = self.record_logits(decoder, z, batch)
+        targets = batch["decoder_ids"].masked_fill(batch["decoder_mask"] == 0, -100)
+        cross_entropy = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         return {"loss": cross_entropy + beta * kl, "cross_entropy": cross_entropy, "kl": kl}
 
