@@ -23,7 +23,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tables import DATASETS, load  # noqa: E402
+from tables import DATASETS, column_kinds, load  # noqa: E402
 
 from hf_synth import AutoGenerator, evaluate  # noqa: E402
 from hf_synth.generators.difflm.diffusion import DiffusionConfig, LatentDiffusion  # noqa: E402
@@ -40,8 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    target, task, categorical = DATASETS[args.dataset]
-    kinds = {c: "categorical" for c in categorical} | ({target: "categorical"} if task == "classification" else {})
+    target, kinds = DATASETS[args.dataset][0], column_kinds(args.dataset)
     train, test = load(args.dataset, args.data)
     generator = AutoGenerator.from_pretrained(args.generator)
     n = len(train)

@@ -53,6 +53,12 @@ def load(name: str, data_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return tabsyn_split(frame, DATASETS[name][2])
 
 
+def column_kinds(name: str) -> dict[str, str]:
+    """Evaluation roles that differ from the default: integer-coded categories, and a class target."""
+    target, task, categorical = DATASETS[name]
+    return {c: "categorical" for c in categorical} | ({target: "categorical"} if task == "classification" else {})
+
+
 def tabsyn_split(frame: pd.DataFrame, categorical: list[str], seed: int = 1234) -> tuple[pd.DataFrame, pd.DataFrame]:
     while True:
         order = _numpy_shuffle(len(frame), seed)
@@ -88,9 +94,9 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true", help="do not evaluate the real train split as a reference")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    target, task, categorical = DATASETS[args.dataset]
+    target = DATASETS[args.dataset][0]
     train, test = load(args.dataset, args.data)
-    kinds = {c: "categorical" for c in categorical} | ({target: "categorical"} if task == "classification" else {})
+    kinds = column_kinds(args.dataset)
     folder = os.path.join(args.out, args.dataset)
     os.makedirs(folder, exist_ok=True)
     results_path = os.path.join(folder, "results.json")
