@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
 #: ``prefix(row indices) -> (rows, P, hidden)`` input embeddings placed before each prompt.
 PrefixEmbeddings = Callable[[list[int]], torch.Tensor]
+#: ``output_bias(previous tokens (rows,), logits (rows, vocab)) -> biased logits`` of the next token.
+OutputBiasFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -73,13 +75,13 @@ def sample_records(
     options: DecodingOptions,
     nonnull: list[Iterable[str]] | None = None,
     prefix: PrefixEmbeddings | None = None,
-    output_bias: torch.Tensor | None = None,
+    output_bias: OutputBiasFn | None = None,
 ) -> tuple[list[dict], SamplingReport]:
     """Sample one record per entry of ``rows`` (the fixed values of that row).
 
     ``prefix(indices)`` gives, for those rows, input embeddings ``(len(indices), P, hidden)`` placed
-    before each prompt: soft prompts, or the embeddings of reserved prefix tokens. ``output_bias``
-    ``(vocab,)`` is added to every step's logits.
+    before each prompt: soft prompts, or the embeddings of reserved prefix tokens.
+    ``output_bias(previous, logits)`` offsets each step's logits, given each row's last token.
     """
     from tqdm.auto import tqdm
 
@@ -134,13 +136,16 @@ def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torc
 
 
 class OutputBias(LogitsProcessor):
-    """Adds a fixed offset to each token's logit (DiffLM's calibrated output bias)."""
+    """Adds logit offsets that depend on each row's previous token (DiffLM's calibrated bias)."""
 
-    def __init__(self, bias: torch.Tensor):
+    def __init__(self, bias: OutputBiasFn, last_prompt_tokens: torch.Tensor):
         self.bias = bias
+        self.last_prompt_tokens = last_prompt_tokens  # the previous tokens of the first step
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        return scores.float() + self.bias.to(scores.device)
+        # with inputs_embeds, input_ids holds only the new tokens: none at the first step
+        previous = input_ids[:, -1] if input_ids.shape[1] else self.last_prompt_tokens
+        return self.bias(previous.to(scores.device), scores)
 
 
 class GumbelNoise(LogitsProcessor):
@@ -157,7 +162,7 @@ class GumbelNoise(LogitsProcessor):
 
 @torch.no_grad()
 def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens,
-                  prefix: torch.Tensor | None = None, output_bias: torch.Tensor | None = None) -> list[dict | None]:
+                  prefix: torch.Tensor | None = None, output_bias: OutputBiasFn | None = None) -> list[dict | None]:
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), vocab.pad_id, dtype=torch.long)
@@ -179,7 +184,9 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
             raise HFSynthError(f"the conditions take {length} tokens, the whole context of the model")
     # with inputs_embeds, generate hands the logits processors only the new tokens
     processor = SchemaLogitsProcessor(grammar, states, width if prefix is None else 0)
-    processors = [processor] if output_bias is None else [OutputBias(output_bias.float()), processor]
+    processors = [processor]
+    if output_bias is not None:
+        processors.insert(0, OutputBias(output_bias, torch.tensor([prompt[-1] for prompt in prompts])))
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))
     if options.top_p < 1.0:

@@ -42,7 +42,8 @@ def test_fit_trains_three_stages(fitted):
     assert vae["history"] and all("val_cross_entropy" in h and "beta" in h for h in vae["history"])
     assert vae["history"][0]["beta"] == TINY.get("beta_max", fitted.config.beta_max)
     assert info["diffusion"]["steps"] == TINY["diffusion_steps"]
-    assert info["calibration"]["cross_entropy_after"] <= info["calibration"]["cross_entropy_before"]
+    assert info["calibration"]["kind"] == "context" and info["calibration"]["contexts"] > 0
+    assert info["calibration"]["cross_entropy_after"] < info["calibration"]["cross_entropy_before"]
     assert not any(p.requires_grad for p in fitted.lm.model.parameters())  # the decoder stays frozen
 
 
@@ -70,13 +71,15 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
     assert vae.encoder.head.weight.grad.abs().sum() > 0  # ...and through it the encoder
     assert all(p.grad is None for p in fitted.lm.model.parameters())
 
-    # with a projection that carries z, different latents decode to different rows (the output bias
-    # is zeroed: calibrated on a few rows, it can dominate a tiny decoder's logits)
+    # with a projection that carries z, different latents decode to different rows (the calibrated
+    # offsets are cleared: fitted on a few rows, they can dominate a tiny decoder's logits)
     saved = vae.injection.projection.weight.detach().clone(), vae.output_bias.detach().clone()
+    context = vae.context_rows, vae.context_columns, vae.context_table
     try:
         with torch.no_grad():
             vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
             vae.output_bias.zero_()
+        vae.set_context_bias(torch.full_like(context[0], -1), context[1][:0], context[2][:0, :0])
         z = torch.randn((24, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
         rows = [{} for _ in range(24)]
         first, _ = fitted._sample_rows(rows, seed=0, latents=z, progress=False)
@@ -86,35 +89,58 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
         with torch.no_grad():
             vae.injection.projection.weight.copy_(saved[0])
             vae.output_bias.copy_(saved[1])
+        vae.set_context_bias(*context)
     assert first == same and first != other  # same seed for the decoder: only z differs
 
 
-def test_calibration_matches_average_predictions_to_token_frequencies(fitted, adult):
+def _calibrated(fitted, batch, kind):
+    """Mean predicted probabilities after calibrating from a perturbed bias, and the fit's result."""
     from hf_synth.generators.difflm.calibration import fit_output_bias
-    from hf_synth.generators.difflm.vae import padded
+
+    vae = fitted.vae
+    saved = {name: getattr(vae, name).detach().clone() for name in
+             ("output_bias", "context_rows", "context_columns", "context_table")}
+    try:
+        with torch.no_grad():  # start far from calibrated: the fit must bring it back
+            vae.output_bias.add_(torch.randn(vae.output_bias.shape, generator=torch.Generator().manual_seed(0)))
+        result = fit_output_bias(vae, fitted.lm.model, [batch], torch.device("cpu"), kind=kind)
+        with torch.no_grad():
+            mu, _ = vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
+            probabilities = vae.record_logits(fitted.lm.model, mu, batch)[batch["decoder_mask"].bool()].softmax(-1)
+    finally:
+        with torch.no_grad():
+            vae.output_bias.copy_(saved["output_bias"])
+        vae.set_context_bias(saved["context_rows"], saved["context_columns"], saved["context_table"])
+    return probabilities, result
+
+
+def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
+    from hf_synth.generators.difflm.vae import padded, previous_tokens
     from hf_synth.tokenizer import encode_record
 
     rows = adult.to_list()
     ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
     batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
-    saved = fitted.vae.output_bias.detach().clone()
-    try:
-        with torch.no_grad():  # start far from calibrated: the fit must bring it back
-            fitted.vae.output_bias.add_(torch.randn(saved.shape, generator=torch.Generator().manual_seed(0)))
-        result = fit_output_bias(fitted.vae, fitted.lm.model, [batch], torch.device("cpu"))
-        with torch.no_grad():
-            mu, _ = fitted.vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
-            probabilities = fitted.vae.record_logits(fitted.lm.model, mu, batch)[mask.bool()].softmax(-1)  # (N, V)
-    finally:
-        with torch.no_grad():
-            fitted.vae.output_bias.copy_(saved)
-    targets = ids[mask.bool()]
-    frequency = torch.bincount(targets, minlength=probabilities.shape[1]).float() / len(targets)
+    targets, previous = ids[mask.bool()], previous_tokens(ids)[mask.bool()]
+    frequency = torch.bincount(targets, minlength=fitted.vae.output_bias.shape[0]).float() / len(targets)
     used = frequency > 0
-    assert result.positions == len(targets) and result.tokens == int(used.sum())
-    assert result.cross_entropy_after < result.cross_entropy_before
-    # at the optimum the gradient in each used token's bias is zero: mean prediction = frequency
-    assert torch.allclose(probabilities.mean(0)[used], frequency[used], atol=2e-3)
+
+    def context_error(probabilities):  # |predicted - observed| next-token counts, summed over previous tokens
+        errors = [(probabilities[previous == c].sum(0) - torch.bincount(targets[previous == c], minlength=len(frequency)))
+                  .abs().sum() for c in torch.unique(previous[previous >= 0])]
+        return float(torch.stack(errors).sum()) / len(targets)
+
+    by_token, token_result = _calibrated(fitted, batch, "token")
+    by_context, context_result = _calibrated(fitted, batch, "context")
+    for probabilities, result in ((by_token, token_result), (by_context, context_result)):
+        assert result.positions == len(targets) and result.tokens == int(used.sum())
+        assert result.cross_entropy_after < result.cross_entropy_before
+        # no prior on the per-token offsets: at the optimum each one's gradient, mean prediction
+        # minus frequency, is zero
+        assert torch.allclose(probabilities.mean(0)[used], frequency[used], atol=2e-3)
+    assert token_result.contexts == 0 and context_result.contexts == len(torch.unique(previous[previous >= 0]))
+    assert context_result.cross_entropy_after < token_result.cross_entropy_after
+    assert context_error(by_context) < 0.5 * context_error(by_token)
 
 
 def test_the_output_bias_applies_while_sampling(fitted):

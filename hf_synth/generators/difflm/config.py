@@ -37,9 +37,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             each time the validation loss has not improved for ``beta_patience`` evaluations, down
             to ``beta_min``.
         beta_decay, beta_patience: See above.
-        calibrate: After the VAE, fit the decoder's output bias exactly so that its average
-            predictions match the training rows (see ``calibration.py``); ``False`` keeps the bias
-            as trained jointly with the VAE.
+        calibration: After the VAE, fit logit offsets exactly so that the decoder's average
+            predictions match the training rows (``calibration.py``): ``"context"`` (per token and
+            per (previous token, token) pair), ``"token"`` (per token) or ``"none"`` (keep the
+            per-token bias as trained with the VAE).
         patience: Stop after this many evaluations without a better validation loss.
         eval_steps: Also evaluate every this many steps (0: once per epoch).
         validation_size, max_validation_rows: Rows held out for validation.
@@ -74,7 +75,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     beta_decay: float = 0.7
     beta_patience: int = 1
     patience: int = 3
-    calibrate: bool = True
+    calibration: str = "context"
     eval_steps: int = 0
     validation_size: float = 0.1
     max_validation_rows: int = 2000
@@ -107,6 +108,8 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         in_range(self, "beta_decay", 1e-3, 1.0)
         in_range(self, "validation_size", 0.0, 0.5)
         in_range(self, "top_p", 0.0, 1.0)
+        if self.calibration not in ("context", "token", "none"):
+            raise ConfigError(f"{name}.calibration must be 'context', 'token' or 'none', got {self.calibration!r}")
         if self.prior not in ("diffusion", "normal"):
             raise ConfigError(f"{name}.prior must be 'diffusion' or 'normal', got {self.prior!r}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -135,9 +135,10 @@ class DiffLMGenerator(BaseGenerator):
                                    mixed_precision=lm._mixed_precision()),
                                device)
         calibration = None
-        if config.calibrate:  # the output bias at its exact optimum: average predictions match the data
+        if config.calibration != "none":  # exact logit offsets: average predictions match the data
             chunks = (batches(train_rows[first : first + 1024], None) for first in range(0, len(train_rows), 1024))
-            calibration = fit_output_bias(vae, decoder, (b for chunk in chunks for b in chunk), device)
+            calibration = fit_output_bias(vae, decoder, (b for chunk in chunks for b in chunk), device,
+                                          kind=config.calibration)
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
         train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
@@ -325,7 +326,7 @@ class DiffLMGenerator(BaseGenerator):
             return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
 
         return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
-                              nonnull=nonnull, prefix=prefix, output_bias=self.vae.output_bias.detach())
+                              nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
 
     def card_training_lines(self) -> list[str]:
         config, info = self.config, self.training_info
@@ -348,8 +349,9 @@ class DiffLMGenerator(BaseGenerator):
         ]
         calibration = info.get("calibration")
         if calibration:
-            lines.append(f"Output bias calibrated on {calibration['positions']:,} record tokens ({calibration['tokens']} "
-                         f"distinct): cross-entropy {calibration['cross_entropy_before']} -> "
+            by = "token and by previous token" if calibration["kind"] == "context" else "token"
+            lines.append(f"Logit offsets by {by} calibrated on {calibration['positions']:,} record tokens: "
+                         f"cross-entropy {calibration['cross_entropy_before']} -> "
                          f"{calibration['cross_entropy_after']} nats per token.")
         if self.diffusion is not None:
             summary = info.get("diffusion") or {}
@@ -423,6 +425,8 @@ class DiffLMGenerator(BaseGenerator):
             slot = torch.zeros(latent.decoder_hidden)
             vae = DiffLMVAE(RecordEncoder(backbone, latent.latent_dim), LatentInjection(latent, slot), latent.vocab_size)
             state = load_file(os.path.join(directory, LATENT_DIR, "model.safetensors"))
+            if "context_table" in state:  # its shape depends on the data: size the buffers first
+                vae.set_context_bias(state["context_rows"], state["context_columns"], state["context_table"])
             missing, unexpected = vae.load_state_dict({**{f"encoder.backbone.{k}": v for k, v in backbone.state_dict().items()},
                                                        **state}, strict=False)
             if missing or unexpected:

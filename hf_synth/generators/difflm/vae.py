@@ -89,6 +89,25 @@ class DiffLMVAE(nn.Module):
         self.encoder = encoder
         self.injection = injection
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # added to the decoder's logits
+        # offsets by previous token, set by calibration.py: context_table[context_rows[previous],
+        # j] is added to the logit of token context_columns[j] (rows of -1: no offsets)
+        self.register_buffer("context_rows", torch.full((vocab_size,), -1, dtype=torch.long))
+        self.register_buffer("context_columns", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("context_table", torch.zeros((0, 0)))
+
+    def set_context_bias(self, rows: torch.Tensor, columns: torch.Tensor, table: torch.Tensor) -> None:
+        device = self.output_bias.device
+        self.context_rows, self.context_columns, self.context_table = rows.to(device), columns.to(device), table.to(device)
+
+    def add_bias(self, previous: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` ``(B, V)`` of the next token plus the output bias and, for rows whose last token
+        ``previous`` ``(B,)`` has offsets, those (-1: no previous token)."""
+        logits = logits.float() + self.output_bias.detach().float().to(logits.device)
+        if self.context_table.numel():
+            rows = torch.where(previous >= 0, self.context_rows[previous.clamp(min=0)], -1)
+            known = (rows >= 0).nonzero().squeeze(1)
+            logits[known.unsqueeze(1), self.context_columns] += self.context_table[rows[known]]
+        return logits
 
     def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Float32 logits, biased, at the positions that predict each record token: ``(B, T, V)``."""
@@ -97,8 +116,11 @@ class DiffLMVAE(nn.Module):
         embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
         slots = prefix.shape[1]
         mask = torch.cat([batch["decoder_mask"].new_ones((tokens.shape[0], slots)), batch["decoder_mask"]], dim=1)
-        logits = decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1]  # (B, T, V)
-        return logits.float() + self.output_bias
+        logits = decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1].float()  # (B, T, V)
+        if not self.context_table.numel():
+            return logits + self.output_bias  # differentiable: the VAE trains the output bias
+        previous = previous_tokens(batch["decoder_ids"]).flatten()  # (B * T,)
+        return self.add_bias(previous, logits.flatten(0, 1)).view_as(logits)
 
     def loss(self, decoder: nn.Module, batch: dict[str, torch.Tensor], beta: float,
              sample: bool = True) -> dict[str, torch.Tensor]:
@@ -111,6 +133,11 @@ class DiffLMVAE(nn.Module):
         cross_entropy = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         return {"loss": cross_entropy + beta * kl, "cross_entropy": cross_entropy, "kl": kl}
+
+
+def previous_tokens(ids: torch.Tensor) -> torch.Tensor:
+    """The token before each position of ``ids`` ``(B, T)``; -1 before the first (the soft prompt)."""
+    return torch.cat([ids.new_full((ids.shape[0], 1), -1), ids[:, :-1]], dim=1)
 
 
 def padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
