@@ -4,10 +4,13 @@ For each categorical column, the total variation distance between the real share
 in ``--rows`` training rows and:
 
 * ``teacher-forced``: the decoder's mean predicted share at that column's position, reading the real
-  record, with each row's own latent (encoder mean) and the output bias;
-* ``without bias``: the same with the output bias removed;
+  record, with each row's own latent (encoder mean) and the calibrated logit offsets;
+* ``without offsets``: the same with the offsets removed;
 * ``slots only``: the frozen decoder alone (its ``<bos>`` slots instead of the soft prompt);
 * ``decoded``: the share among rows sampled from those same latents.
+
+It then prints, for integer columns, the TV distance of each digit position between the decoded
+rows and the real ones.
 
     python benchmarks/difflm_calibration.py --generator benchmarks/out/tables/adult/difflm/generator
 """
@@ -20,6 +23,7 @@ import os
 import sys
 
 import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -56,28 +60,40 @@ def main() -> None:
             ids, mask = padded([encode_record(vocab, schema, r) for r in chunk], vocab.pad_id)
             batch = {"decoder_ids": ids, "decoder_mask": mask}
             z = means[first : first + 500]
-            if mode == "slots only":
-                saved = vae.injection.projection.weight.clone(), vae.injection.projection.bias.clone()
-                vae.injection.projection.weight.zero_()
-                vae.injection.projection.bias.zero_()
-            logits = vae.record_logits(decoder, z, batch)  # (B, T, V)
-            if mode == "slots only":
-                vae.injection.projection.weight.copy_(saved[0])
-                vae.injection.projection.bias.copy_(saved[1])
+            changed = {"teacher-forced": [], "without offsets": [vae.output_bias],
+                       "slots only": [vae.output_bias, vae.injection.projection.weight, vae.injection.projection.bias]}[mode]
+            saved = [t.clone() for t in changed] + [vae.context_rows, vae.context_columns, vae.context_table]
+            for tensor in changed:
+                tensor.zero_()
             if mode != "teacher-forced":
-                logits = logits - vae.output_bias
+                vae.set_context_bias(torch.full_like(saved[-3], -1), saved[-2][:0], saved[-1][:0, :0])
+            logits = vae.record_logits(decoder, z, batch)  # (B, T, V)
+            for tensor, value in zip(changed, saved):
+                tensor.copy_(value)
+            vae.set_context_bias(*saved[-3:])
             for name, cat_ids in token_ids.items():
                 at = torch.isin(ids, cat_ids)  # the positions holding this column's value
                 sums[name] += logits[at][:, cat_ids].softmax(-1).sum(0).numpy()
         return {name: total / len(rows) for name, total in sums.items()}
 
     real = {name: np.array([sum(r[name] == c for r in rows) for c in cats]) / len(rows) for name, cats in columns.items()}
-    shares = {mode: predicted_shares(mode) for mode in ("teacher-forced", "without bias", "slots only")}
+    shares = {mode: predicted_shares(mode) for mode in ("teacher-forced", "without offsets", "slots only")}
     decoded = generator.sample(len(rows), latents=means, seed=0, progress=False).to_pandas()
     shares["decoded"] = {name: np.array([(decoded[name] == c).mean() for c in cats]) for name, cats in columns.items()}
     table = {name: {mode: round(0.5 * float(np.abs(shares[mode][name] - real[name]).sum()), 4) for mode in shares}
              for name in columns}
     print(json.dumps(table, indent=1))
+
+    # numbers are digit tokens shared by all numeric columns: TV of each digit position, decoded vs real
+    digits = {}
+    for name, field in schema.fields.items():
+        if field.categories or name not in decoded or not pd.api.types.is_integer_dtype(train[name]):
+            continue
+        real_text, fake_text = pd.Series([str(r[name]) for r in rows]), decoded[name].astype("int64").astype(str)
+        digits[name] = [round(0.5 * float(real_text[real_text.str.len() > i].str[i].value_counts(normalize=True).sub(
+            fake_text[fake_text.str.len() > i].str[i].value_counts(normalize=True), fill_value=0).abs().sum()), 4)
+            for i in range(int(real_text.str.len().max()))]
+    print("digit TV by position:", json.dumps(digits))
 
 
 if __name__ == "__main__":

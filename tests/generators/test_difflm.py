@@ -158,6 +158,25 @@ def test_the_output_bias_applies_while_sampling(fitted):
     assert set(fitted.sample(40, seed=0, progress=False)["sex"]) == {"Female", "Male"}
 
 
+def test_offsets_by_previous_token_apply_while_sampling(fitted):
+    vocab, vae = fitted.lm.vocab, fitted.vae
+    female = vocab.piece_ids(("cat", "sex", fitted.schema.fields["sex"].categories.index("Female")))[0]
+    twenties = vocab.piece_ids(("numkey", "age", "2"))[0]  # "age" with first digit 2
+    saved = vae.context_rows, vae.context_columns, vae.context_table
+    rows = torch.full_like(saved[0], -1)
+    rows[female] = 0
+    try:  # after the token "Female", the first digit of age is 2
+        vae.set_context_bias(rows, torch.tensor([twenties]), torch.tensor([[50.0]]))
+        # conditioned rows start with their fixed columns: "Female" is the prompt's last token, and
+        # age the first column generated
+        women = fitted.sample(30, seed=0, conditions={"sex": "Female"}, progress=False)
+        men = fitted.sample(30, seed=0, conditions={"sex": "Male"}, progress=False)
+    finally:
+        vae.set_context_bias(*saved)
+    assert all(20 <= age <= 29 for age in women["age"])
+    assert not all(20 <= age <= 29 for age in men["age"])
+
+
 def test_encode_gives_one_latent_per_row(fitted, adult):
     mu = fitted.encode(adult.select(range(10)))
     assert mu.shape == (10, fitted.config.latent_dim) and torch.isfinite(mu).all()
