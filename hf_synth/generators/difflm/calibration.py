@@ -36,7 +36,7 @@ MAX_LOGITS = 32 * 2**20
 MAX_CONTEXT_OFFSETS = 2**21
 #: Standard deviation of the prior on (previous token, token) offsets.
 CONTEXT_PRIOR_STD = 1.0
-KINDS = ("context", "token", "none")
+KINDS = ("context", "token")
 
 
 @dataclasses.dataclass
@@ -73,8 +73,8 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
                     device: torch.device, kind: str = "context", max_logits: int = MAX_LOGITS,
                     max_iter: int = 100) -> CalibrationResult:
     """Fit ``vae``'s output offsets at the cross-entropy optimum on ``batches`` (``z = mu``)."""
-    if kind not in KINDS[:2]:
-        raise ValueError(f"calibration kind must be one of {KINDS[:2]}, got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"calibration kind must be one of {KINDS}, got {kind!r}")
     vae.eval()
     vae.set_context_bias(torch.full_like(vae.context_rows, -1), vae.context_columns[:0], vae.context_table[:0, :0])
     logits, targets, previous = _teacher_forced(vae, decoder, batches, device, max_logits)  # (N, V), (N,), (N,)

@@ -8,8 +8,8 @@ Fitting runs three stages (DiffLM, arXiv 2411.03250):
 2. **VAE.** An encoder reads each record into ``(mu, logvar)``; ``z`` becomes ``k`` soft-prompt
    vectors before the record's tokens; only the encoder, the projection and an output bias train,
    on token cross-entropy + beta x KL with a validation-driven beta schedule (``vae_training.py``).
-   The output bias is then fitted exactly, so that average predictions match the data
-   (``calibration.py``).
+   Logit offsets, per token and per (previous token, token) pair, are then fitted exactly, so
+   that average predictions match the data (``calibration.py``).
 3. **Prior.** The VAE posterior does not match N(0, I), so an EDM diffusion model learns the
    distribution of the encoder means (``diffusion.py``).
 

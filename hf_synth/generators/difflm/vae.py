@@ -18,7 +18,8 @@ the frozen decoder's average predictions: it lowers the cross-entropy by sharpen
 predictions while the share of every category drifts several points, and an input-side prompt has
 no direct handle on the output's intercepts. With a free bias the optimum is calibrated in the
 large (the mean predicted probability of each token equals its frequency), which
-:func:`~hf_synth.generators.difflm.calibration.fit_output_bias` enforces after training.
+:func:`~hf_synth.generators.difflm.calibration.fit_output_bias` enforces after training, together
+with offsets by previous token (``context_table``).
 """
 
 from __future__ import annotations
