@@ -78,7 +78,7 @@ def _numpy_shuffle(n: int, seed: int) -> np.ndarray:
 
 def new_generator(method: str, args: argparse.Namespace):
     if method == "lm":
-        return LMGenerator(seed=args.seed)
+        return LMGenerator(seed=args.seed, **json.loads(args.lm_options))
     return DiffLMGenerator(seed=args.seed, **json.loads(args.difflm_options))
 
 
@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difflm-options", default="{}", help="JSON object of DiffLMGeneratorConfig fields")
+    parser.add_argument("--lm-options", default="{}", help="JSON object of LMGeneratorConfig fields")
+    parser.add_argument("--tag", default="", help="suffix of the result names (keeps runs with other options apart)")
     parser.add_argument("--skip-real", action="store_true", help="do not evaluate the real train split as a reference")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,11 +122,12 @@ def main() -> None:
         start = time.perf_counter()
         generator.fit(datasets_from(train), progress=False)
         fit_seconds = time.perf_counter() - start
-        generator.save_pretrained(os.path.join(folder, method, "generator"))
+        name = method + args.tag
+        generator.save_pretrained(os.path.join(folder, name, "generator"))
         start = time.perf_counter()
         synthetic = generator.sample(len(train), seed=args.seed, progress=False).to_pandas()
         sample_seconds = time.perf_counter() - start
-        record(method, synthetic, {"fit_seconds": round(fit_seconds, 1), "rows_per_second": round(len(train) / sample_seconds),
+        record(name, synthetic, {"fit_seconds": round(fit_seconds, 1), "rows_per_second": round(len(train) / sample_seconds),
                                    "training": {k: v for k, v in generator.training_info.items() if k != "history"}})
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads")
 
