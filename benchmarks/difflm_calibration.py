@@ -60,17 +60,18 @@ def main() -> None:
             ids, mask = padded([encode_record(vocab, schema, r) for r in chunk], vocab.pad_id)
             batch = {"decoder_ids": ids, "decoder_mask": mask}
             z = means[first : first + 500]
-            changed = {"teacher-forced": [], "without offsets": [vae.output_bias],
-                       "slots only": [vae.output_bias, vae.injection.projection.weight, vae.injection.projection.bias]}[mode]
-            saved = [t.clone() for t in changed] + [vae.context_rows, vae.context_columns, vae.context_table]
-            for tensor in changed:
-                tensor.zero_()
-            if mode != "teacher-forced":
-                vae.set_context_bias(torch.full_like(saved[-3], -1), saved[-2][:0], saved[-1][:0, :0])
-            logits = vae.record_logits(decoder, z, batch)  # (B, T, V)
-            for tensor, value in zip(changed, saved):
-                tensor.copy_(value)
-            vae.set_context_bias(*saved[-3:])
+            if mode == "teacher-forced":
+                logits = vae.record_logits(decoder, z, batch)  # (B, T, V)
+            elif mode == "without offsets":
+                logits = vae.decoder_logits(decoder, z, batch)
+            else:  # a zero projection: the soft prompt is the decoder's own slots
+                projection = vae.injection.projection
+                saved = projection.weight.clone(), projection.bias.clone()
+                projection.weight.zero_()
+                projection.bias.zero_()
+                logits = vae.decoder_logits(decoder, z, batch)
+                projection.weight.copy_(saved[0])
+                projection.bias.copy_(saved[1])
             for name, cat_ids in token_ids.items():
                 at = torch.isin(ids, cat_ids)  # the positions holding this column's value
                 sums[name] += logits[at][:, cat_ids].softmax(-1).sum(0).numpy()

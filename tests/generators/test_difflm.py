@@ -79,7 +79,7 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
         with torch.no_grad():
             vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
             vae.output_bias.zero_()
-        vae.set_context_bias(torch.full_like(context[0], -1), context[1][:0], context[2][:0, :0])
+        vae.clear_context_bias()
         z = torch.randn((24, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
         rows = [{} for _ in range(24)]
         first, _ = fitted._sample_rows(rows, seed=0, latents=z, progress=False)

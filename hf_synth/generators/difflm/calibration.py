@@ -57,7 +57,7 @@ def _teacher_forced(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     for batch in batches:
         batch = {name: tensor.to(device) for name, tensor in batch.items()}
         mu, _ = vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
-        scores = vae.record_logits(decoder, mu.float(), batch) - vae.output_bias  # (B, T, V)
+        scores = vae.decoder_logits(decoder, mu.float(), batch)  # (B, T, V)
         real = batch["decoder_mask"].bool()
         logits.append(scores[real].cpu())
         targets.append(batch["decoder_ids"][real].cpu())
@@ -76,7 +76,6 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     if kind not in KINDS:
         raise ValueError(f"calibration kind must be one of {KINDS}, got {kind!r}")
     vae.eval()
-    vae.set_context_bias(torch.full_like(vae.context_rows, -1), vae.context_columns[:0], vae.context_table[:0, :0])
     logits, targets, previous = _teacher_forced(vae, decoder, batches, device, max_logits)  # (N, V), (N,), (N,)
     current = vae.output_bias.detach().float().cpu()
     used = torch.unique(targets)  # (U,) the tokens the records use
@@ -124,5 +123,7 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
         vae.output_bias[used.to(vae.output_bias.device)] = token_bias.detach().to(vae.output_bias.device)
     if len(contexts):
         vae.set_context_bias(context_row, used, table.detach().clone())
+    else:
+        vae.clear_context_bias()
     return CalibrationResult(kind=kind, positions=len(targets), tokens=len(used), contexts=len(contexts),
                              cross_entropy_before=round(before, 5), cross_entropy_after=round(after, 5))

@@ -100,6 +100,9 @@ class DiffLMVAE(nn.Module):
         device = self.output_bias.device
         self.context_rows, self.context_columns, self.context_table = rows.to(device), columns.to(device), table.to(device)
 
+    def clear_context_bias(self) -> None:
+        self.set_context_bias(torch.full_like(self.context_rows, -1), self.context_columns[:0], self.context_table[:0, :0])
+
     def add_bias(self, previous: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` ``(B, V)`` of the next token plus the output bias and, for rows whose last token
         ``previous`` ``(B,)`` has offsets, those (-1: no previous token)."""
@@ -110,14 +113,18 @@ class DiffLMVAE(nn.Module):
             logits[known.unsqueeze(1), self.context_columns] += self.context_table[rows[known]]
         return logits
 
-    def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Float32 logits, biased, at the positions that predict each record token: ``(B, T, V)``."""
+    def decoder_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Float32 logits, without offsets, at the positions that predict each record token: ``(B, T, V)``."""
         prefix = self.injection(z)  # (B, P, H)
         tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)
         embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
         slots = prefix.shape[1]
         mask = torch.cat([batch["decoder_mask"].new_ones((tokens.shape[0], slots)), batch["decoder_mask"]], dim=1)
-        logits = decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1].float()  # (B, T, V)
+        return decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1].float()
+
+    def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`decoder_logits` plus the output bias and the offsets by previous token: ``(B, T, V)``."""
+        logits = self.decoder_logits(decoder, z, batch)
         if not self.context_table.numel():
             return logits + self.output_bias  # differentiable: the VAE trains the output bias
         previous = previous_tokens(batch["decoder_ids"]).flatten()  # (B * T,)
