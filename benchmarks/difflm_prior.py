@@ -6,7 +6,7 @@ Decodes as many rows as the training split has from three latent sources and eva
 * ``posterior means``: the encoder means of training rows, drawn with replacement: what the VAE and
   the decoder can do with a perfect prior (and a privacy risk: these are training rows' latents);
 * ``diffusion``: the generator's EDM prior, refitted here with the current defaults when
-  ``--refit-prior`` is given;
+  ``--refit-prior`` is given (``--prior-options``: DiffusionConfig fields);
 * ``normal``: z ~ N(0, I), the VAE's nominal prior.
 
     python benchmarks/difflm_prior.py --dataset adult --generator benchmarks/out/tables/adult/difflm/generator --refit-prior
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--generator", required=True)
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--refit-prior", action="store_true")
+    parser.add_argument("--prior-options", default="{}", help="JSON object of DiffusionConfig fields for --refit-prior")
     parser.add_argument("--sources", nargs="+", default=["posterior", "diffusion", "normal"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -48,7 +49,8 @@ def main() -> None:
     means = generator.encode(train.to_dict(orient="records"))
     print(f"encoded {n} rows in {time.perf_counter() - start:.1f} s", flush=True)
     if args.refit_prior:
-        diffusion = LatentDiffusion(DiffusionConfig(latent_dim=generator.config.latent_dim, seed=args.seed))
+        diffusion = LatentDiffusion(DiffusionConfig(latent_dim=generator.config.latent_dim, seed=args.seed,
+                                                    **json.loads(args.prior_options)))
         history = diffusion.fit(means)
         generator.diffusion = diffusion
         print(f"prior refitted: {history['seconds']:.1f} s, final loss {history.get('final_train_loss')}", flush=True)

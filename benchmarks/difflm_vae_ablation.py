@@ -10,8 +10,10 @@ line.
         --tag "beta 1.0" --options '{"beta_max": 1.0, "beta_min": 1.0}'
 
 ``--permute P`` changes the share of records the VAE reads in a random column order (the decoder's
-``permute_probability``); ``--freeze-bias`` keeps the output bias out of the VAE's optimiser, so
-that it comes from the calibration step alone.
+``permute_probability``); ``--freeze bias`` keeps the output bias out of the VAE's optimiser, so
+that it comes from the calibration step alone; ``--freeze prefix`` keeps the learned prefix at the
+decoder's ``<bos>`` slot embedding, so that ``{"num_virtual_tokens": 1, "prefix_length": 3}`` is a
+soft prompt of k = 1 in a decoder trained with 4 slots (the k ablation without retraining it).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def main() -> None:
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--options", default="{}", help="JSON object of DiffLMGeneratorConfig fields")
     parser.add_argument("--permute", type=float, default=None)
-    parser.add_argument("--freeze-bias", action="store_true")
+    parser.add_argument("--freeze", nargs="*", default=[], choices=["bias", "prefix"],
+                        help="VAE parameters kept at their initial value")
     parser.add_argument("--rows", type=int, default=8000)
     parser.add_argument("--tag", default="")
     parser.add_argument("--threads", type=int, default=2)
@@ -51,14 +54,17 @@ def main() -> None:
     if args.permute is not None:
         lm.config.permute_probability = args.permute
     lm.fit = lambda data, progress=True: lm  # already trained: only the VAE stage runs
-    if args.freeze_bias:
+    if args.freeze:
         build = vae_module.DiffLMVAE.__init__
 
-        def frozen_bias(self, *a, **k):
+        def frozen(self, *a, **k):
             build(self, *a, **k)
-            self.output_bias.requires_grad_(False)
+            if "bias" in args.freeze:
+                self.output_bias.requires_grad_(False)
+            if "prefix" in args.freeze and self.injection.prefix is not None:
+                self.injection.prefix.requires_grad_(False)
 
-        vae_module.DiffLMVAE.__init__ = frozen_bias
+        vae_module.DiffLMVAE.__init__ = frozen
     options = {"vae_epochs": 2, "prior": "normal", **json.loads(args.options)}
     generator = DiffLMGenerator(**options)
     generator._decoder_generator = lambda: lm
@@ -68,7 +74,7 @@ def main() -> None:
 
     examples = train.sample(args.rows, random_state=0).to_dict(orient="records")
     sources = {"posterior means": generator.encode(examples), "N(0, I)": None}
-    result = {"tag": args.tag, "options": options, "permute": args.permute, "freeze_bias": args.freeze_bias,
+    result = {"tag": args.tag, "options": options, "permute": args.permute, "freeze": args.freeze,
               "vae_seconds": round(fit_seconds), "vae": generator.training_info["vae"]["history"][-1],
               "calibration": generator.training_info.get("calibration")}
     for name, latents in sources.items():

@@ -25,6 +25,7 @@ from transformers import (
 
 from .constraints import RecordGrammar, SchemaLogitsProcessor
 from .errors import HFSynthError
+from .kv_cache import BufferedCache
 from .schema import RecordSchema
 from .tokenizer import PieceVocab, encode_prompt
 
@@ -91,6 +92,7 @@ def sample_records(
     records: list[dict | None] = [None] * len(rows)
     pending = list(range(len(rows)))
     retried, budget = 0, options.max_new_tokens
+    cache = BufferedCache(model.config)  # one set of buffers for every batch
     bar = tqdm(total=len(rows), disable=not options.progress, desc="sample", unit="row")
     for attempt in range(MAX_ATTEMPTS):
         failed = []
@@ -98,8 +100,8 @@ def sample_records(
             batch = pending[first : first + options.batch_size]
             batch_seed = (seed * 1_000_003 + attempt * 7_919 + number) % (2**63)
             results = _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
-                                    vocab, batch_seed, options, budget, prefix(batch) if prefix is not None else None,
-                                    output_bias)
+                                    vocab, batch_seed, options, budget, cache,
+                                    prefix(batch) if prefix is not None else None, output_bias)
             for index, record in zip(batch, results):
                 if record is None:
                     failed.append(index)
@@ -161,7 +163,7 @@ class GumbelNoise(LogitsProcessor):
 
 
 @torch.no_grad()
-def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens,
+def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens, cache: BufferedCache,
                   prefix: torch.Tensor | None = None, output_bias: OutputBiasFn | None = None) -> list[dict | None]:
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
@@ -197,9 +199,11 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
     config = GenerationConfig(
         do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
     )
+    cache.reset()
     output = model.generate(
         **{name: tensor.to(device) for name, tensor in inputs.items()},
         generation_config=config, logits_processor=LogitsProcessorList(processors),
+        past_key_values=cache,
     )
     generated = (output[:, width:] if prefix is None else output).tolist()
     results = []
