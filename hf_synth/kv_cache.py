@@ -32,7 +32,7 @@ class BufferedLayer(DynamicLayer):
 
     def __init__(self, capacity: int = 0) -> None:
         super().__init__()
-        self.capacity = capacity  # positions of the buffers (they double when full)
+        self.capacity = capacity  # positions of the first buffers; later ones double the length needed
         self._key_buffer: torch.Tensor | None = None
         self._value_buffer: torch.Tensor | None = None
 
@@ -68,7 +68,6 @@ class BufferedLayer(DynamicLayer):
             keys[:, :, :length] = self.keys
             values[:, :, :length] = self.values
         self._key_buffer, self._value_buffer = keys, values
-        self.capacity = capacity
 
 
 class BufferedCache(DynamicCache):
