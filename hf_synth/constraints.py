@@ -18,8 +18,9 @@ Every path through the automaton ends in a valid record, so constrained sampling
 reject a row. The same automaton parses token ids back into records (:meth:`RecordGrammar.parse`).
 :class:`SchemaLogitsProcessor` plugs it into `transformers`' ``generate``.
 
-States are interned as integers and every transition and mask is computed once, so the per-token
-cost while sampling is a dictionary lookup per row plus one gather of precomputed masks.
+States are interned as integers and every transition and mask is computed once. While sampling,
+transitions already taken and masks already computed are read from dense tensors, so a step of a
+whole batch costs a few gathers; only states and tokens never seen before run Python.
 """
 
 from __future__ import annotations
@@ -196,6 +197,8 @@ class RecordGrammar:
         numeric_bounds: Optional ``{column: (low, high)}`` replacing the observed range of numbers.
     """
 
+    DENSE_ENTRIES = 1 << 24  # int32 next-state entries (64 MB) kept for batched stepping
+
     def __init__(
         self,
         schema: RecordSchema,
@@ -227,6 +230,8 @@ class RecordGrammar:
         self._char_of = {vocab.char_id(c): c for c in NUMBER_CHARS}
         self._number_masks: dict[tuple, int] = {}
         self._token_events: dict[int, tuple] | None = None
+        self._next_dense = torch.empty((0, vocab.vocab_size), dtype=torch.int32)
+        self._mask_dense = torch.empty((0,), dtype=torch.int32)
 
     # ------------------------------------------------------------------ public API
     def initial_state(self, natural_order: bool = False, nonnull: Iterable[str] = ()) -> int:
@@ -284,6 +289,43 @@ class RecordGrammar:
             out.append(nxt)
         return out
 
+    def next_state_tensor(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """:meth:`next_states` for a batch given as int64 tensors (CPU).
+
+        Transitions already taken are read from a dense ``(state, token)`` table with one gather, so
+        a sampling step costs no Python per row; only pairs never seen before go through
+        :meth:`advance`. The table covers the first states interned, within ``DENSE_ENTRIES``.
+        """
+        table = self._dense_transitions()
+        if int(states.max()) < table.shape[0]:
+            nxt = table[states, tokens].long()
+        else:  # states beyond the table: treat them as unseen
+            nxt = torch.full_like(states, -1)
+            inside = states < table.shape[0]
+            nxt[inside] = table[states[inside], tokens[inside]].long()
+        missing = (nxt < 0).nonzero().flatten()
+        if len(missing):
+            width = self.vocab.vocab_size
+            pairs, inverse = (states[missing] * width + tokens[missing]).unique(return_inverse=True)
+            rows, columns = pairs // width, pairs % width
+            found = torch.tensor(self.next_states(rows.tolist(), columns.tolist()), dtype=torch.long)
+            nxt[missing] = found[inverse]
+            table = self._dense_transitions()  # new states may have been interned
+            keep = rows < table.shape[0]
+            table[rows[keep], columns[keep]] = found[keep].to(table.dtype)
+        return nxt
+
+    def mask_index_tensor(self, states: torch.Tensor) -> torch.Tensor:
+        """:meth:`mask_index` for a batch given as an int64 tensor (rows of :meth:`mask_table`)."""
+        index = self._mask_index_of_states()[states]
+        if bool((index < 0).any()):
+            unique = states[index < 0].unique()
+            values = torch.tensor([self.mask_index(s) for s in unique.tolist()], dtype=torch.int32)
+            known = self._mask_index_of_states()  # computing masks may intern states
+            known[unique] = values
+            index = known[states]
+        return index.long()
+
     def mask_index(self, state_id: int) -> int:
         """Row of :meth:`mask_table` with the tokens allowed in this state."""
         index = self._mask_of_state[state_id]
@@ -340,6 +382,28 @@ class RecordGrammar:
                 events[tokenizer.piece_ids(piece)[0]] = ("piece", piece)
             self._token_events = events
         return events
+
+    # ------------------------------------------------------------------ dense tables (batched stepping)
+    def _dense_transitions(self) -> torch.Tensor:
+        """``(rows, vocab_size)`` int32 next-state table, -1 where not yet known: a row for each
+        state interned so far, up to ``DENSE_ENTRIES`` entries (a text vocabulary makes rows wide)."""
+        table = self._next_dense
+        limit = max(1, self.DENSE_ENTRIES // self.vocab.vocab_size)
+        if table.shape[0] < min(len(self._states), limit):
+            rows = min(max(len(self._states), 2 * table.shape[0]), limit)
+            grown = torch.full((rows, self.vocab.vocab_size), -1, dtype=torch.int32)
+            grown[: table.shape[0]] = table
+            table = self._next_dense = grown
+        return table
+
+    def _mask_index_of_states(self) -> torch.Tensor:
+        """Mask row of every interned state, -1 where not yet computed."""
+        known = self._mask_dense
+        if known.shape[0] < len(self._states):
+            grown = torch.full((max(len(self._states), 2 * known.shape[0]),), -1, dtype=torch.int32)
+            grown[: known.shape[0]] = known
+            known = self._mask_dense = grown
+        return known
 
     # ------------------------------------------------------------------ states
     def _intern(self, state: State) -> int:
@@ -662,16 +726,19 @@ class SchemaLogitsProcessor(LogitsProcessor):
 
     def __init__(self, grammar: RecordGrammar, states: list[int], prompt_length: int):
         self.grammar = grammar
-        self.states = list(states)
+        self.state_ids = torch.tensor(states, dtype=torch.long)
         self._seen = prompt_length
+
+    @property
+    def states(self) -> list[int]:
+        return self.state_ids.tolist()
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.shape[1] > self._seen:
-            self.states = self.grammar.next_states(self.states, input_ids[:, -1].tolist())
+            self.state_ids = self.grammar.next_state_tensor(self.state_ids, input_ids[:, -1].cpu())
             self._seen = input_ids.shape[1]
-        rows = [self.grammar.mask_index(s) for s in self.states]
-        table = self.grammar.mask_table()
-        mask = table[torch.tensor(rows)]
+        rows = self.grammar.mask_index_tensor(self.state_ids)  # before mask_table: it may add rows
+        mask = self.grammar.mask_table()[rows].to(scores.device)
         if mask.shape[1] < scores.shape[1]:
             mask = torch.nn.functional.pad(mask, (0, scores.shape[1] - mask.shape[1]), value=False)
         return scores.masked_fill(~mask, float("-inf"))

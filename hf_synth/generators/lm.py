@@ -52,7 +52,9 @@ class LMGeneratorConfig(GeneratorConfig):
         weight_decay, warmup_ratio: AdamW weight decay; share of steps with linear warm-up.
         validation_size: Share of rows held out for validation (at most ``max_validation_rows``).
         max_validation_rows: Upper bound on the validation rows.
-        patience: Stop after this many evaluations without a better validation loss.
+        patience: Stop after this many evaluations without a better validation loss. Mid-schedule
+            the validation loss of a model trained from scratch stalls for an epoch or two before
+            the decaying learning rate lowers it again, so a short patience ends training early.
         eval_steps: Also evaluate every this many steps (0: once per epoch).
         checkpoint_steps: Write a resumable checkpoint every this many steps (0: only at evaluations).
         permute_probability: Share of training records written with a random subset of columns first
@@ -85,14 +87,14 @@ class LMGeneratorConfig(GeneratorConfig):
     n_head: int = 4
     dropout: float = 0.1
     text_vocab_size: int = 2000
-    epochs: int = 8
+    epochs: int = 16
     batch_size: int = 64
     learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     validation_size: float = 0.1
     max_validation_rows: int = 2000
-    patience: int = 2
+    patience: int = 4
     eval_steps: int = 0
     checkpoint_steps: int = 500
     permute_probability: float = 0.5
