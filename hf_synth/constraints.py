@@ -60,6 +60,41 @@ class NumberFormat:
         scale = 10**self.decimals
         self.low, self.high = _scaled(low, scale), _scaled(high, scale)
         self.max_int_digits = len(str(max(abs(self.low), abs(self.high)) // scale))
+        self._representatives: dict[tuple, str] = {}
+
+    def representative(self, prefix: str) -> str:
+        """The first prefix seen that may be continued exactly as ``prefix`` may.
+
+        Sampling keeps the representative in the automaton's state, so the states of a column are
+        its classes of prefixes, not every prefix of every sampled number (a 7-digit amount has
+        millions): transitions and masks stay few enough to be computed once and looked up.
+        """
+        key = self._continuation_class(prefix)
+        if key is None:
+            return prefix
+        return self._representatives.setdefault(key, prefix)
+
+    def _continuation_class(self, prefix: str) -> tuple | None:
+        """A key shared by exactly the prefixes with the same continuations, or ``None`` for a
+        prefix kept as itself (a range bound cuts through its completions, or it is a sign)."""
+        if self.scientific:
+            return None
+        negative, integer, dot, fraction = self._split(prefix)
+        if not integer:
+            return None
+        # every completion of one length is a range of values: wholly inside the column's range,
+        # wholly outside it, or cut by a bound; the form of what may follow depends on the lengths
+        inside = []
+        for lo, hi in self._magnitudes(integer, dot, fraction):
+            if negative:
+                lo, hi = -hi, -lo
+            if self.low <= lo and hi <= self.high:
+                inside.append(True)
+            elif hi < self.low or lo > self.high:
+                inside.append(False)
+            else:
+                return None
+        return negative, integer == "0", len(integer), dot, len(fraction), tuple(inside)
 
     @lru_cache(maxsize=None)
     def step(self, prefix: str) -> tuple[str, bool]:
@@ -267,7 +302,7 @@ class RecordGrammar:
         if mode[0] == "N":
             char = self._char_of.get(token)
             if char is not None and char in self._numbers[mode[1]].step(mode[2])[0]:
-                return self._intern((state[0], ("N", mode[1], mode[2] + char))), ("char", char)
+                return self._intern((state[0], self._number_mode(mode[1], mode[2] + char))), ("char", char)
         table = self._table(state_id)
         try:
             return table[token]
@@ -414,6 +449,11 @@ class RecordGrammar:
             self._mask_of_state.append(None)
         return sid
 
+    def _number_mode(self, path: str, prefix: str) -> tuple:
+        """The mode of a number being written; the prefix stands for its class (see
+        :meth:`NumberFormat.representative`), the characters themselves travel in the events."""
+        return ("N", path, self._numbers[path].representative(prefix))
+
     def _table(self, state_id: int) -> dict[int, tuple[int, Any]]:
         table = self._tables.get(state_id)
         if table is None:
@@ -473,7 +513,7 @@ class RecordGrammar:
             if path in self._numbers:
                 chars, _ = self._numbers[path].step("")
                 for char in chars:
-                    table[self.vocab.char_id(char)] = (self._intern((frames, ("N", path, char))), ("char", char))
+                    table[self.vocab.char_id(char)] = (self._intern((frames, self._number_mode(path, char))), ("char", char))
         if kind == "O":  # the first item of a list may be a number too
             list_path = frames[-1][1]
             path = item_path(list_path)
@@ -481,7 +521,7 @@ class RecordGrammar:
                 start = frames[:-1] + (("L", list_path, 1),)
                 chars, _ = self._numbers[path].step("")
                 for char in chars:
-                    table[self.vocab.char_id(char)] = (self._intern((start, ("N", path, char))), ("char", char))
+                    table[self.vocab.char_id(char)] = (self._intern((start, self._number_mode(path, char))), ("char", char))
         state_id = self._intern(state)
         table.update(self._trie_table(state_id, ()))
         return table
@@ -556,7 +596,7 @@ class RecordGrammar:
                 # the category / first digit token names its field: no key piece, except before a null
                 if fs.kind == "numeric":
                     firsts = self._numbers[child].step("")[0]
-                    options += [(("numkey", child, c), (moved, ("N", child, c))) for c in firsts]
+                    options += [(("numkey", child, c), (moved, self._number_mode(child, c))) for c in firsts]
                 else:
                     options += [(("cat", child, c), (moved, ("A",))) for c in range(len(fs.categories))]
                 if self._null_allowed(moved, child, fs):

@@ -417,6 +417,40 @@ def test_random_ranges_are_exact(lo, width, decimals):
         assert not re.match(r"-?0[0-9]", text)
 
 
+def completions(nf: NumberFormat, prefix: str) -> set[str]:
+    """Every suffix that turns prefix into a complete number."""
+    out, stack = set(), [""]
+    while stack:
+        suffix = stack.pop()
+        chars, complete = nf.step(prefix + suffix)
+        if complete:
+            out.add(suffix)
+        stack.extend(suffix + c for c in chars)
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(lo=st.integers(-3000, 3000), width=st.integers(0, 4000), decimals=st.integers(0, 2))
+def test_prefixes_of_one_class_have_the_same_completions(lo, width, decimals):
+    """A representative stands for its prefix in the automaton's state: it must be continued in
+    exactly the same ways, and prefixes are merged into few classes."""
+    hi = lo + width
+    fs = numeric(lo / 10**decimals, hi / 10**decimals, decimals) if decimals else numeric(lo, hi, dtype="int64")
+    nf = NumberFormat(fs)
+    prefixes, stack = [], [""]
+    while stack:
+        prefix = stack.pop()
+        prefixes.append(prefix)
+        stack.extend(prefix + c for c in nf.step(prefix)[0])
+    for prefix in prefixes:
+        representative = nf.representative(prefix)
+        if representative != prefix:
+            assert completions(nf, representative) == completions(nf, prefix), (prefix, representative)
+    classes = {nf.representative(p) for p in prefixes}
+    # numbers of up to 4 integer digits: a few cut prefixes per bound and length, the rest merged
+    assert len(classes) <= 200 < len(prefixes) or len(prefixes) <= 200
+
+
 def test_bounds_override_the_field_range():
     fs = numeric(0, 10, dtype="int64")
     assert reachable(NumberFormat(fs, bounds=(-3, 250))) == expected_numbers(-3, 250, 0)
