@@ -150,16 +150,25 @@ class OutputBias(LogitsProcessor):
         return self.bias(previous.to(scores.device), scores)
 
 
-class GumbelNoise(LogitsProcessor):
-    """Adds seeded Gumbel(0, 1) noise to log-probabilities, so that greedy decoding samples."""
+class SeededSample(LogitsProcessor):
+    """Draws each row's next token from ``softmax(scores)`` with a seeded generator, and leaves only
+    that token finite, so that greedy decoding picks it.
+
+    Inverse transform sampling takes one uniform per row; Gumbel-max would take one per vocabulary
+    entry, and drawing those was most of a step's cost outside the model. ``torch.multinomial``
+    would draw from torch's global generator, which the seed must stay out of.
+    """
 
     def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        uniform = torch.rand(scores.shape, generator=self.generator).clamp_(1e-20, 1.0 - 1e-7)
-        noise = -torch.log(-torch.log(uniform)).to(scores.device)
-        return torch.log_softmax(scores.float(), dim=-1) + noise
+        cumulative = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)  # (B, V)
+        # u in (0, total]: the first entry to reach it has a probability above zero
+        uniform = 1.0 - torch.rand((scores.shape[0], 1), generator=self.generator, dtype=torch.float64)
+        threshold = (uniform.to(scores.device) * cumulative[:, -1:]).to(cumulative.dtype)
+        choice = torch.searchsorted(cumulative, threshold).clamp_(max=scores.shape[1] - 1)  # (B, 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
 
 
 @torch.no_grad()
@@ -193,9 +202,7 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
         processors.append(TemperatureLogitsWarper(options.temperature))
     if options.top_p < 1.0:
         processors.append(TopPLogitsWarper(options.top_p))
-    processors.append(GumbelNoise(seed))
-    # argmax over Gumbel-perturbed log-probabilities is an exact sample of the distribution, and
-    # much cheaper than torch.multinomial; it also keeps the seed out of torch's global RNG
+    processors.append(SeededSample(seed))
     config = GenerationConfig(
         do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
     )
