@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hf_synth import DiffLMGenerator, LMGenerator, evaluate
+from hf_synth import AutoGenerator, DiffLMGenerator, LMGenerator, evaluate
 
 DATA = "../shared/data"
 #: target, task, conventional categorical columns (integers that name categories)
@@ -94,6 +95,8 @@ def main() -> None:
     parser.add_argument("--lm-options", default="{}", help="JSON object of LMGeneratorConfig fields")
     parser.add_argument("--tag", default="", help="suffix of the result names (keeps runs with other options apart)")
     parser.add_argument("--skip-real", action="store_true", help="do not evaluate the real train split as a reference")
+    parser.add_argument("--resample", action="store_true",
+                        help="load each method's saved generator instead of fitting it (to measure a change in sampling)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     target = DATASETS[args.dataset][0]
@@ -118,12 +121,16 @@ def main() -> None:
     if not args.skip_real:
         record("real", train, {})
     for method in args.methods:
-        generator = new_generator(method, args)
-        start = time.perf_counter()
-        generator.fit(datasets_from(train), progress=False)
-        fit_seconds = time.perf_counter() - start
         name = method + args.tag
-        generator.save_pretrained(os.path.join(folder, name, "generator"))
+        if args.resample:
+            generator = AutoGenerator.from_pretrained(os.path.join(folder, name, "generator"))
+            fit_seconds = results.get(name, {}).get("fit_seconds", math.nan)
+        else:
+            generator = new_generator(method, args)
+            start = time.perf_counter()
+            generator.fit(datasets_from(train), progress=False)
+            fit_seconds = time.perf_counter() - start
+            generator.save_pretrained(os.path.join(folder, name, "generator"))
         start = time.perf_counter()
         synthetic = generator.sample(len(train), seed=args.seed, progress=False).to_pandas()
         sample_seconds = time.perf_counter() - start
