@@ -422,23 +422,14 @@ class RecordGrammar:
     def _dense_transitions(self) -> torch.Tensor:
         """``(rows, vocab_size)`` int32 next-state table, -1 where not yet known: a row for each
         state interned so far, up to ``DENSE_ENTRIES`` entries (a text vocabulary makes rows wide)."""
-        table = self._next_dense
         limit = max(1, self.DENSE_ENTRIES // self.vocab.vocab_size)
-        if table.shape[0] < min(len(self._states), limit):
-            rows = min(max(len(self._states), 2 * table.shape[0]), limit)
-            grown = torch.full((rows, self.vocab.vocab_size), -1, dtype=torch.int32)
-            grown[: table.shape[0]] = table
-            table = self._next_dense = grown
-        return table
+        self._next_dense = _grown(self._next_dense, min(len(self._states), limit), limit)
+        return self._next_dense
 
     def _mask_index_of_states(self) -> torch.Tensor:
         """Mask row of every interned state, -1 where not yet computed."""
-        known = self._mask_dense
-        if known.shape[0] < len(self._states):
-            grown = torch.full((max(len(self._states), 2 * known.shape[0]),), -1, dtype=torch.int32)
-            grown[: known.shape[0]] = known
-            known = self._mask_dense = grown
-        return known
+        self._mask_dense = _grown(self._mask_dense, len(self._states))
+        return self._mask_dense
 
     # ------------------------------------------------------------------ states
     def _intern(self, state: State) -> int:
@@ -753,6 +744,16 @@ class _RecordBuilder:
             top[0].append(value)
         else:
             top[0][top[2]] = value
+
+
+def _grown(table: torch.Tensor, rows: int, limit: int | None = None) -> torch.Tensor:
+    """``table`` with at least ``rows`` rows, the new ones -1; it grows by doubling, up to ``limit``."""
+    if table.shape[0] >= rows:
+        return table
+    size = max(rows, 2 * table.shape[0]) if limit is None else min(max(rows, 2 * table.shape[0]), limit)
+    grown = torch.full((size, *table.shape[1:]), -1, dtype=table.dtype)
+    grown[: table.shape[0]] = table
+    return grown
 
 
 class SchemaLogitsProcessor(LogitsProcessor):
