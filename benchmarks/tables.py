@@ -4,7 +4,8 @@ TabSyn protocol splits (``../shared/data/NOTES.md``): Adult uses the official tr
 Default and Beijing are shuffled with numpy seed 1234 into 90 % train / 10 % test, the seed
 redrawn (+1) until every category of a conventional categorical column appears in train; Beijing
 first drops rows with any missing value. Each generator is fitted on train, samples as many rows
-as train has, and is evaluated by ``hf_synth.evaluate`` with test as the holdout.
+as train has, and is evaluated by ``hf_synth.evaluate`` with test as the holdout. DiffLM is told the
+dataset's target (``target_columns``), as a user training a downstream model would.
 
     python benchmarks/tables.py --dataset adult --methods difflm lm --out benchmarks/out/tables
 
@@ -77,10 +78,18 @@ def _numpy_shuffle(n: int, seed: int) -> np.ndarray:
     return order
 
 
+def options_of(method: str, args: argparse.Namespace) -> dict:
+    """Config fields given for ``method``; DiffLM names the dataset's target in ``target_columns``
+    unless the options set it (``null`` turns it off)."""
+    if method == "lm":
+        return json.loads(args.lm_options)
+    return {"target_columns": [DATASETS[args.dataset][0]], **json.loads(args.difflm_options)}
+
+
 def new_generator(method: str, args: argparse.Namespace):
     if method == "lm":
-        return LMGenerator(seed=args.seed, **json.loads(args.lm_options))
-    return DiffLMGenerator(seed=args.seed, **json.loads(args.difflm_options))
+        return LMGenerator(seed=args.seed, **options_of(method, args))
+    return DiffLMGenerator(seed=args.seed, **options_of(method, args))
 
 
 def main() -> None:
@@ -91,12 +100,14 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/tables")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--difflm-options", default="{}", help="JSON object of DiffLMGeneratorConfig fields")
+    parser.add_argument("--difflm-options", default="{}",
+                        help="JSON object of DiffLMGeneratorConfig fields (default target_columns: the dataset's target)")
     parser.add_argument("--lm-options", default="{}", help="JSON object of LMGeneratorConfig fields")
     parser.add_argument("--tag", default="", help="suffix of the result names (keeps runs with other options apart)")
     parser.add_argument("--skip-real", action="store_true", help="do not evaluate the real train split as a reference")
     parser.add_argument("--resample", action="store_true",
-                        help="load each method's saved generator instead of fitting it (to measure a change in sampling)")
+                        help="load each method's saved generator instead of fitting it (to measure a change in "
+                             "sampling); the options' sampling-time fields apply to it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     target = DATASETS[args.dataset][0]
@@ -124,6 +135,8 @@ def main() -> None:
         name = method + args.tag
         if args.resample:
             generator = AutoGenerator.from_pretrained(os.path.join(folder, name, "generator"))
+            # sampling-time fields (target_columns, temperature, ...) apply to the saved generator
+            generator.config = generator.config.replace(**options_of(method, args))
             fit_seconds = results.get(name, {}).get("fit_seconds", math.nan)
         else:
             generator = new_generator(method, args)

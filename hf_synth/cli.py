@@ -72,6 +72,9 @@ def _build_parser() -> argparse.ArgumentParser:
     difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     difflm.add_argument("--calibration", default=None, choices=["context", "token", "none"],
                         help="logit offsets fitted after the VAE (default: context)")
+    difflm.add_argument("--target-columns", default=None, type=_column_list,
+                        help="comma-separated columns a downstream model will predict: drawn from the decoder "
+                             "given the rest of the row instead of from the latent")
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")
@@ -200,7 +203,11 @@ def _write_curation_report(path: str | None, report: Any) -> None:
 DIFFLM_FLAGS = {"decoder": "decoder", "encoder": "encoder", "latent_dim": "latent_dim", "virtual_tokens": "num_virtual_tokens",
                 "prefix_length": "prefix_length", "beta_max": "beta_max", "beta_min": "beta_min",
                 "diffusion_steps": "diffusion_steps", "sampling_steps": "sampling_steps", "prior": "prior",
-                "calibration": "calibration"}
+                "calibration": "calibration", "target_columns": "target_columns"}
+
+
+def _column_list(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -234,7 +241,7 @@ def _fit(args: argparse.Namespace) -> None:
             if getattr(args, flag) is not None:
                 config[key] = getattr(args, flag)
         generator = DiffLMGenerator(**config)
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    columns = _column_list(args.columns) if args.columns else None
     checkpoints = args.out.rstrip("/") + ".checkpoints"
     options = {"checkpoint_dir": checkpoints} if args.method == "lm" else {}
     generator.fit(args.dataset, config=args.config, split=args.split, columns=columns, progress=not args.no_progress,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import datasets
@@ -11,6 +12,7 @@ import torch
 from hf_synth import AutoGenerator, DiffLMGenerator, DiffLMGeneratorConfig, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import HFSynthError, SchemaError
+from hf_synth.tokenizer import encode_record
 
 COLUMNS = ["age", "sex", "income", "education", "hours-per-week"]
 TINY = dict(
@@ -288,3 +290,60 @@ def test_decoder_and_vae_hold_out_the_same_rows(adult):
     assert (lm.seed, lm.validation_size, lm.max_validation_rows) == (7, 0.2, 25)
     with pytest.raises(ConfigError, match="may not set"):
         DiffLMGenerator(decoder_options={"validation_size": 0.3})
+
+
+def _with_targets(fitted, targets, **changes):
+    """``fitted`` sharing its trained parts, with ``target_columns`` (a sampling-time field) set."""
+    clone = copy.copy(fitted)
+    clone.config = fitted.config.replace(target_columns=targets, **changes)
+    return clone
+
+
+def test_target_columns_are_drawn_again_from_the_decoder_alone(fitted, adult):
+    targeted = _with_targets(fitted, ["income"])
+    plain = fitted.sample(80, seed=3, progress=False).to_list()
+    rows = targeted.sample(80, seed=3, progress=False)
+    assert valid(targeted, rows) and rows.features == adult.features
+    assert rows.to_list() == targeted.sample(80, seed=3, progress=False).to_list()
+    # the latent drew the rest of each row exactly as without target columns
+    rest = [{k: v for k, v in r.items() if k != "income"} for r in plain]
+    assert [{k: v for k, v in r.items() if k != "income"} for r in rows.to_list()] == rest
+
+    # near-greedy, the target is the decoder's most likely value given the rest of the row, read by
+    # the decoder alone (its <bos> slots in front, no latent, no offsets) with the target last
+    lm = fitted.lm
+    float32 = copy.copy(lm)
+    float32.config = lm.config.replace(sample_dtype="float32")
+    greedy_model = _with_targets(fitted, ["income"], temperature=1e-4)
+    greedy_model.lm = float32
+    greedy = greedy_model.sample(80, seed=3, progress=False).to_list()
+    income = fitted.schema.fields["income"]
+    choices = torch.tensor([lm.vocab.piece_ids(("cat", "income", i))[0] for i in range(len(income.categories))])
+    order = [c for c in COLUMNS if c != "income"] + ["income"]
+    ids = [[lm.vocab.bos_id] * fitted.config.slots + encode_record(lm.vocab, fitted.schema, r, order) for r in greedy]
+    agree = 0
+    with torch.no_grad():
+        for row, sequence in zip(greedy, ids):
+            at = next(i for i, t in enumerate(sequence) if t in set(choices.tolist()))
+            logits = lm.model(input_ids=torch.tensor([sequence[:at]])).logits[0, -1]
+            agree += income.categories[int(logits[choices].argmax())] == row["income"]
+    assert agree >= 0.95 * len(greedy)
+
+    # a target fixed by a condition stays
+    rich = targeted.sample(30, seed=0, conditions={"income": ">50K"}, progress=False)
+    assert set(rich["income"]) == {">50K"} and valid(targeted, rich)
+    assert "Target columns `income`" in targeted.model_card()
+
+
+def test_target_columns_bad_input(adult):
+    with pytest.raises(SchemaError, match="not columns of the data"):
+        DiffLMGenerator(**{**TINY, "target_columns": ["salary"]}).fit(adult, progress=False)
+    with pytest.raises(SchemaError, match="every column"):
+        DiffLMGenerator(**{**TINY, "target_columns": COLUMNS}).fit(adult, progress=False)
+    with pytest.raises(ConfigError, match="target_columns"):
+        DiffLMGenerator(target_columns=["income", "income"])
+    with pytest.raises(ConfigError, match="target_columns"):
+        DiffLMGenerator(target_columns=[3])
+    with pytest.raises(ConfigError, match="pretrained decoder"):
+        DiffLMGenerator(target_columns="income", decoder="gpt2")
+    assert DiffLMGenerator(target_columns="income").config.target_columns == ["income"]

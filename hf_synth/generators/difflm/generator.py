@@ -14,7 +14,8 @@ Fitting runs three stages (DiffLM, arXiv 2411.03250):
    distribution of the encoder means (``diffusion.py``).
 
 Sampling: diffusion -> z -> soft prompt -> batched, KV-cached decoding with the schema constraint,
-so every row is valid; conditions fix columns as for the LM generator.
+so every row is valid; conditions fix columns as for the LM generator. ``target_columns`` (a label a
+downstream model will predict) are then drawn again from the decoder alone, given the rest of the row.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class DiffLMGenerator(BaseGenerator):
             raise SchemaError(f"DiffLM needs a validation split: {len(records)} rows with validation_size="
                               f"{config.validation_size} leave {len(train_rows)} for training")
         encoder_tokenizer = self._load_encoder_tokenizer()  # fail on a bad id before any training
+        self._check_target_columns(data.column_names)
 
         # 1. the decoder: trained here, then frozen; or a pretrained one, frozen as it is
         lm = self._decoder_generator()
@@ -314,10 +316,10 @@ class DiffLMGenerator(BaseGenerator):
         if latents is not None and tuple(latents.shape) != (len(rows), config.latent_dim):
             raise HFSynthError(f"latents must have shape ({len(rows)}, {config.latent_dim}), got {tuple(latents.shape)}")
         z = self.sample_latents(len(rows), seed) if latents is None else latents.float().cpu()
-        grammar, options = self.lm.decoding(
-            batch_size=batch_size or config.sample_batch_size,
-            temperature=config.temperature if temperature is None else temperature,
-            top_p=config.top_p if top_p is None else top_p, numeric_bounds=numeric_bounds, progress=progress)
+        decoding = dict(batch_size=batch_size or config.sample_batch_size,
+                        temperature=config.temperature if temperature is None else temperature,
+                        top_p=config.top_p if top_p is None else top_p, numeric_bounds=numeric_bounds, progress=progress)
+        grammar, options = self.lm.decoding(**decoding)
         model = self.lm._sampling_model()
         injection = self.vae.injection
 
@@ -325,8 +327,41 @@ class DiffLMGenerator(BaseGenerator):
         def prefix(indices: list[int]) -> torch.Tensor:
             return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
 
-        return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
-                              nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
+        records, report = sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
+                                         nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
+        if config.target_columns:
+            self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
+        return records, report
+
+    def _redraw_targets(self, rows: list[dict], records: list[dict], report: SamplingReport, *, seed: int,
+                        nonnull: list[tuple] | None, **options: Any) -> None:
+        """Draw ``target_columns`` of ``records`` (in place) again from the decoder alone, given the
+        rest of each row; a target the caller fixed in ``rows`` stays."""
+        from ...streams import derive_seed
+
+        targets = self._check_target_columns(self.schema.columns)
+        todo = [i for i, row in enumerate(rows) if any(c not in row for c in targets)]
+        if not todo:
+            return
+        # the rest of the row, in column order: the decoder reads a record in that order when unconditioned
+        given = [{c: records[i][c] for c in self.schema.fields if c not in targets or c in rows[i]} for i in todo]
+        required = [tuple(c for c in nonnull[i] if c in targets) for i in todo] if nonnull else None
+        redrawn, extra = self.lm._sample_rows(given, seed=derive_seed(seed, "target_columns"), nonnull=required,
+                                              **options)
+        for i, record in zip(todo, redrawn):
+            records[i] = record
+        report.retried += extra.retried
+        report.seconds += extra.seconds
+
+    def _check_target_columns(self, columns: list[str]) -> list[str]:
+        """``config.target_columns``, checked against the data's top-level ``columns``."""
+        targets = self.config.target_columns or []
+        unknown = [c for c in targets if c not in columns]
+        if unknown:
+            raise SchemaError(f"target_columns {unknown} are not columns of the data; columns: {list(columns)}")
+        if targets and len(targets) == len(columns):
+            raise SchemaError("target_columns name every column; leave at least one for the latent to draw")
+        return targets
 
     def card_training_lines(self) -> list[str]:
         config, info = self.config, self.training_info
@@ -359,6 +394,10 @@ class DiffLMGenerator(BaseGenerator):
                          f"{summary.get('seconds', 0):.1f} s; Heun sampler, {config.sampling_steps} steps).")
         else:
             lines.append("Prior: N(0, I) (no diffusion model).")
+        if config.target_columns:
+            names = ", ".join(f"`{c}`" for c in config.target_columns)
+            lines.append(f"Target columns {names}: drawn again from the decoder alone, given the rest of each row "
+                         "the latent drew.")
         return lines
 
     # ------------------------------------------------------------------ persistence
