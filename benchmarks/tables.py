@@ -4,8 +4,8 @@ TabSyn protocol splits (``../shared/data/NOTES.md``): Adult uses the official tr
 Default and Beijing are shuffled with numpy seed 1234 into 90 % train / 10 % test, the seed
 redrawn (+1) until every category of a conventional categorical column appears in train; Beijing
 first drops rows with any missing value. Each generator is fitted on train, samples as many rows
-as train has, and is evaluated by ``hf_synth.evaluate`` with test as the holdout. DiffLM is told the
-dataset's target (``target_columns``), as a user training a downstream model would.
+as train has, and is evaluated by ``hf_synth.evaluate`` with test as the holdout. Both generators
+are told the dataset's target (``target_columns``), as a user training a downstream model would.
 
     python benchmarks/tables.py --dataset adult --methods difflm lm --out benchmarks/out/tables
 
@@ -79,11 +79,10 @@ def _numpy_shuffle(n: int, seed: int) -> np.ndarray:
 
 
 def options_of(method: str, args: argparse.Namespace) -> dict:
-    """Config fields given for ``method``; DiffLM names the dataset's target in ``target_columns``
-    unless the options set it (``null`` turns it off)."""
-    if method == "lm":
-        return json.loads(args.lm_options)
-    return {"target_columns": [DATASETS[args.dataset][0]], **json.loads(args.difflm_options)}
+    """Config fields given for ``method``; both generators are told the dataset's target
+    (``target_columns``) unless the options set it (``null`` turns it off)."""
+    options = args.lm_options if method == "lm" else args.difflm_options
+    return {"target_columns": [DATASETS[args.dataset][0]], **json.loads(options)}
 
 
 def new_generator(method: str, args: argparse.Namespace):
@@ -101,8 +100,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difflm-options", default="{}",
-                        help="JSON object of DiffLMGeneratorConfig fields (default target_columns: the dataset's target)")
-    parser.add_argument("--lm-options", default="{}", help="JSON object of LMGeneratorConfig fields")
+                        help="JSON object of DiffLMGeneratorConfig fields (target_columns defaults to the dataset's target)")
+    parser.add_argument("--lm-options", default="{}",
+                        help="JSON object of LMGeneratorConfig fields (target_columns defaults to the dataset's target)")
     parser.add_argument("--tag", default="", help="suffix of the result names (keeps runs with other options apart)")
     parser.add_argument("--skip-real", action="store_true", help="do not evaluate the real train split as a reference")
     parser.add_argument("--resample", action="store_true",

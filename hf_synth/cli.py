@@ -58,6 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-size", type=int, default=None)
     fit.add_argument("--learning-rate", type=float, default=None)
     fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("--target-columns", default=None, type=_column_list,
+                     help="comma-separated columns a downstream model will predict (e.g. a label): weighed more in "
+                          "the training loss; DiffLM also keeps them out of its latent and redraws them")
     fit.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other generator config fields")
     difflm = fit.add_argument_group("DiffLM (--method difflm; --epochs counts VAE epochs)")
     difflm.add_argument("--decoder", default=None, help="frozen causal LM decoder (Hub id or path); default: trained from scratch")
@@ -72,9 +75,6 @@ def _build_parser() -> argparse.ArgumentParser:
     difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     difflm.add_argument("--calibration", default=None, choices=["context", "token", "none"],
                         help="logit offsets fitted after the VAE (default: context)")
-    difflm.add_argument("--target-columns", default=None, type=_column_list,
-                        help="comma-separated columns a downstream model will predict: drawn from the decoder "
-                             "given the rest of the row instead of from the latent")
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")
@@ -203,7 +203,7 @@ def _write_curation_report(path: str | None, report: Any) -> None:
 DIFFLM_FLAGS = {"decoder": "decoder", "encoder": "encoder", "latent_dim": "latent_dim", "virtual_tokens": "num_virtual_tokens",
                 "prefix_length": "prefix_length", "beta_max": "beta_max", "beta_min": "beta_min",
                 "diffusion_steps": "diffusion_steps", "sampling_steps": "sampling_steps", "prior": "prior",
-                "calibration": "calibration", "target_columns": "target_columns"}
+                "calibration": "calibration"}
 
 
 def _column_list(text: str) -> list[str]:
@@ -225,7 +225,7 @@ def _fit(args: argparse.Namespace) -> None:
     if args.method == "lm":
         if difflm_given:
             raise _UsageError(f"--{difflm_given[0].replace('_', '-')} is a DiffLM option; add --method difflm")
-        for key in ("model", "epochs", "batch_size", "learning_rate", "seed"):
+        for key in ("model", "epochs", "batch_size", "learning_rate", "seed", "target_columns"):
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         if args.lora:
@@ -237,7 +237,7 @@ def _fit(args: argparse.Namespace) -> None:
         for flag in difflm_given:
             config[DIFFLM_FLAGS[flag]] = getattr(args, flag)
         for flag, key in (("epochs", "vae_epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
-                          ("seed", "seed")):
+                          ("seed", "seed"), ("target_columns", "target_columns")):
             if getattr(args, flag) is not None:
                 config[key] = getattr(args, flag)
         generator = DiffLMGenerator(**config)

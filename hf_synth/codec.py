@@ -77,10 +77,14 @@ class RecordCodec:
         self.schema = schema
 
     # ------------------------------------------------------------------ encode
-    def encode(self, record: dict, order: Sequence[str] | None = None) -> str:
-        """Write ``record`` as one JSON line, top-level keys in ``order`` (default: column order)."""
+    def encode(self, record: dict, order: Sequence[str] | None = None, *, partial: bool = False) -> str:
+        """Write ``record`` as one JSON line, top-level keys in ``order`` (default: column order);
+        with ``partial``, ``order`` may leave columns out."""
         order = list(self.schema.fields) if order is None else list(order)
-        if sorted(order) != sorted(self.schema.fields):
+        if partial:
+            if len(set(order)) != len(order) or not set(order) <= set(self.schema.fields):
+                raise HFSynthError(f"order must name distinct columns of {list(self.schema.fields)}")
+        elif sorted(order) != sorted(self.schema.fields):
             raise HFSynthError(f"order must be a permutation of the columns {list(self.schema.fields)}")
         parts = [f"{json.dumps(name, ensure_ascii=False)}: {self._value(self.schema.fields[name], record.get(name))}" for name in order]
         return "{" + ", ".join(parts) + "}"

@@ -80,6 +80,19 @@ def positive(config: GeneratorConfig, *names: str) -> None:
             raise ConfigError(f"{type(config).__name__}.{name} must be > 0, got {getattr(config, name)!r}")
 
 
+def column_names(config: GeneratorConfig, name: str) -> list[str] | None:
+    """The field as a list of distinct column names (a single name is accepted), or ``None``."""
+    value = getattr(config, name)
+    if value is None:
+        return None
+    columns = [value] if isinstance(value, str) else value
+    if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) and c for c in columns) \
+            or len(set(columns)) != len(columns):
+        raise ConfigError(f"{type(config).__name__}.{name} must be a column name or a non-empty list of distinct "
+                          f"column names, got {value!r}")
+    return list(columns)
+
+
 def in_range(config: GeneratorConfig, name: str, low: float, high: float) -> None:
     value = getattr(config, name)
     if not low <= value <= high:

@@ -393,6 +393,19 @@ def encode_record(vocab: PieceVocab, schema: RecordSchema, record: dict, order: 
     return ids
 
 
+def encode_record_with_columns(vocab: PieceVocab, schema: RecordSchema, record: dict,
+                               order: list[str] | None = None) -> tuple[list[int], list[str]]:
+    """:func:`encode_record`, and the top-level column each token writes (its key or its value;
+    ``""`` for the record's braces)."""
+    ids: list[int] = []
+    columns: list[str] = []
+    for column, item in _implied_keys_dropped(vocab, record_to_pieces(schema, record, order)):
+        item_ids = _item_ids(vocab, item)
+        ids.extend(item_ids)
+        columns.extend([column] * len(item_ids))
+    return ids, columns
+
+
 def _implied_keys_dropped(vocab: PieceVocab, items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     """Merge a key piece into the category or first number character after it (see
     ``keyed_categories``)."""
@@ -421,8 +434,8 @@ def _implied_keys_dropped(vocab: PieceVocab, items: Iterable[tuple[str, Any]]) -
 def column_token_counts(vocab: PieceVocab, schema: RecordSchema, record: dict) -> dict[str, int]:
     """How many tokens each column takes in ``record`` (to explain records that are too long)."""
     counts: dict[str, int] = {}
-    for column, item in _implied_keys_dropped(vocab, record_to_pieces(schema, record)):
-        counts[column] = counts.get(column, 0) + len(_item_ids(vocab, item))
+    for column in encode_record_with_columns(vocab, schema, record)[1]:
+        counts[column] = counts.get(column, 0) + 1
     return counts
 
 

@@ -53,36 +53,47 @@ class TrainingResult:
     history: list[dict]
 
 
+#: A training example: token ids, or token ids with a loss weight per token.
+Example = list[int] | tuple[list[int], list[float]]
+
+
 class _Examples(torch.utils.data.Dataset):
-    def __init__(self, examples: list[list[int]]):
+    def __init__(self, examples: list[Example]):
         self.examples = examples
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, i: int) -> list[int]:
+    def __getitem__(self, i: int) -> Example:
         return self.examples[i]
 
 
-def _collate(pad_id: int) -> Callable[[list[list[int]]], dict[str, torch.Tensor]]:
-    def collate(batch: list[list[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(x) for x in batch)
+def _collate(pad_id: int) -> Callable[[list[Example]], dict[str, torch.Tensor]]:
+    def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
+        weighted = isinstance(batch[0], tuple)
+        sequences = [x[0] for x in batch] if weighted else batch
+        width = max(len(x) for x in sequences)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, x in enumerate(batch):
+        for i, x in enumerate(sequences):
             ids[i, : len(x)] = torch.tensor(x)
             mask[i, : len(x)] = 1
         # padding carries no loss; the label mask comes from the attention mask because the pad
         # token may equal the end-of-record token, which must be learned
         labels = ids.masked_fill(mask == 0, -100)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if weighted:
+            out["loss_weights"] = torch.zeros((len(batch), width))
+            for i, (_, weights) in enumerate(batch):
+                out["loss_weights"][i, : len(weights)] = torch.tensor(weights)
+        return out
 
     return collate
 
 
 def train_causal_lm(
     model: torch.nn.Module,
-    train_examples: Callable[[int], list[list[int]]],
+    train_examples: Callable[[int], list[Example]],
     num_train: int,
     val_examples: list[list[int]],
     pad_id: int,
@@ -90,7 +101,8 @@ def train_causal_lm(
     run_key: str,
 ) -> TrainingResult:
     """Train ``model`` in place; returns what happened. ``train_examples(epoch)`` gives the token
-    ids of every training record for that epoch; ``run_key`` identifies the data and config so a
+    ids of every training record for that epoch (with a loss weight per token, or not); the
+    validation loss, which picks the weights kept and stops training, is never weighted; ``run_key`` identifies the data and config so a
     checkpoint of another run is never resumed."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -186,7 +198,7 @@ def train_causal_lm(
             loader = accelerator.skip_first_batches(loader, progress["batch"])
         for batch in loader:
             with autocast():
-                loss = model(**batch).loss
+                loss = _weighted_loss(model, batch) if "loss_weights" in batch else model(**batch).loss
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -225,3 +237,13 @@ def train_causal_lm(
         seconds=time.perf_counter() - start,
         history=progress["history"],
     )
+
+
+def _weighted_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token cross-entropy with each token's term scaled by its weight, averaged over the
+    tokens (not the weights), so weight 1 everywhere gives the model's own loss."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]  # (B, T-1, V)
+    labels, weights = batch["labels"][:, 1:], batch["loss_weights"][:, 1:]  # (B, T-1)
+    real = labels != -100
+    terms = torch.nn.functional.cross_entropy(logits[real].float(), labels[real], reduction="none")  # (N,)
+    return (terms * weights[real]).sum() / real.sum().clamp(min=1)

@@ -20,6 +20,7 @@ from hf_synth.tokenizer import (
     RecordTokenizer,
     column_token_counts,
     encode_record,
+    encode_record_with_columns,
     escape_context_after,
     piece_text,
     record_to_pieces,
@@ -154,6 +155,20 @@ def test_column_token_counts():
         note = row["note"]
         assert counts["note"] == (2 if note is None else 3 + len(vocab.text_ids(note)))
         assert counts["ids"] == 1 + 2 + sum(len(str(x)) for x in row["ids"]) + max(len(row["ids"]) - 1, 0)
+
+
+@pytest.mark.parametrize("vocab", [record_tokenizer, pretrained_vocab])
+def test_each_token_knows_its_column(vocab):
+    vocab, schema = vocab(), all_kinds_schema()
+    for row in list(all_kinds_dataset())[:6]:
+        order = list(reversed(schema.columns))
+        ids, columns = encode_record_with_columns(vocab, schema, row, order)
+        assert ids == encode_record(vocab, schema, row, order) and len(columns) == len(ids)
+        # the tokens of each column are one run, in the order written, between the braces
+        runs = [c for i, c in enumerate(columns) if i == 0 or c != columns[i - 1]]
+        assert runs == ["", *order, ""]
+        # and they are the tokens the column takes alone: the record without it is shorter by them
+        assert columns.count("code") == len(ids) - len(encode_record(vocab, schema, row, [c for c in order if c != "code"]))
 
 
 def test_save_load_round_trip(tmp_path):

@@ -18,14 +18,15 @@ from typing import Any
 import torch
 
 from ..codec import RecordCodec
-from ..configuration import ConfigError, GeneratorConfig, in_range, positive
+from ..configuration import ConfigError, GeneratorConfig, column_names, in_range, positive
 from ..constraints import RecordGrammar
 from ..errors import GeneratorLoadError, HFSynthError, SchemaError
 from ..io import load_input
 from ..sampling import DecodingOptions, SamplingReport, sample_records
 from ..schema import RecordSchema, readable_path
-from ..tokenizer import PieceVocab, PretrainedVocab, RecordTokenizer, column_token_counts, encode_record, record_to_pieces
-from ..training import TrainingArguments, train_causal_lm
+from ..tokenizer import (PieceVocab, PretrainedVocab, RecordTokenizer, column_token_counts, encode_record,
+                         encode_record_with_columns, record_to_pieces)
+from ..training import Example, TrainingArguments, train_causal_lm
 from .base import BaseGenerator, register
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class LMGeneratorConfig(GeneratorConfig):
             a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
             faster; float32 elsewhere.
         temperature, top_p: Sampling temperature and nucleus threshold.
+        target_columns: Columns a downstream model will predict (e.g. a label); their tokens weigh
+            ``target_loss_weight`` times as much as the others in the training loss, so the model
+            learns them from the other columns more closely. Utility on synthetic rows is bounded
+            by how well the generator knows the target (benchmarks/RESULTS.md). A name or a list.
+        target_loss_weight: See ``target_columns`` (1: an ordinary loss).
     """
 
     model: str | None = None
@@ -107,12 +113,16 @@ class LMGeneratorConfig(GeneratorConfig):
     sample_dtype: str = "auto"
     temperature: float = 1.0
     top_p: float = 1.0
+    target_columns: list | None = None
+    target_loss_weight: float = 4.0
 
     def validate(self) -> None:
         positive(self, "lora_r", "lora_alpha", "n_layer", "n_embd", "n_head", "epochs", "batch_size",
                  "sample_batch_size", "patience", "max_validation_rows", "text_vocab_size", "temperature")
         in_range(self, "validation_size", 0.0, 0.5)
         in_range(self, "permute_probability", 0.0, 1.0)
+        positive(self, "target_loss_weight")
+        self.target_columns = column_names(self, "target_columns")
         in_range(self, "top_p", 0.0, 1.0)
         in_range(self, "lora_dropout", 0.0, 1.0)
         in_range(self, "dropout", 0.0, 1.0)
@@ -182,13 +192,22 @@ class LMGenerator(BaseGenerator):
         """
         config = self.config
         data = load_input(dataset, **load_kwargs)
+        check_target_columns(config.target_columns, data.column_names)
         split = self.prepare(data)
         schema, vocab, codec, slots = self.schema, self.vocab, split.codec, config.prefix_slots
 
-        def train_examples(epoch: int) -> list[list[int]]:
+        targets, weight = set(config.target_columns or ()), config.target_loss_weight
+
+        def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
-            return [[vocab.bos_id] * slots + encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
-                    for r in split.train_rows]
+            if not targets or weight == 1.0:
+                return [[vocab.bos_id] * slots + encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
+                        for r in split.train_rows]
+            examples: list[Example] = []
+            for r in split.train_rows:
+                ids, columns = encode_record_with_columns(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
+                examples.append(([vocab.bos_id] * slots + ids, [1.0] * slots + [weight if c in targets else 1.0 for c in columns]))
+            return examples
 
         val_examples = [[vocab.bos_id] * slots + encode_record(vocab, schema, r) for r in split.val_rows]
         lr = config.learning_rate or (1e-3 if config.model is None else (2e-4 if config.use_lora else 5e-5))
@@ -421,6 +440,15 @@ class LMGenerator(BaseGenerator):
             raise GeneratorLoadError(f"cannot load the generator in {directory}: {err}") from None
         self.model.eval()
         self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
+
+
+def check_target_columns(targets: list[str] | None, columns: list[str]) -> None:
+    """``target_columns`` must be columns of the data, and leave at least one column besides."""
+    unknown = [c for c in targets or () if c not in columns]
+    if unknown:
+        raise SchemaError(f"target_columns {unknown} are not columns of the data; columns: {list(columns)}")
+    if targets and len(targets) == len(columns):
+        raise SchemaError("target_columns name every column; a target is predicted from the other columns")
 
 
 def split_records(records: list[dict], seed: int, validation_size: float, max_validation_rows: int,

@@ -292,16 +292,27 @@ def test_decoder_and_vae_hold_out_the_same_rows(adult):
         DiffLMGenerator(decoder_options={"validation_size": 0.3})
 
 
-def _with_targets(fitted, targets, **changes):
-    """``fitted`` sharing its trained parts, with ``target_columns`` (a sampling-time field) set."""
-    clone = copy.copy(fitted)
-    clone.config = fitted.config.replace(target_columns=targets, **changes)
+@pytest.fixture(scope="module")
+def targeted(adult) -> DiffLMGenerator:
+    return DiffLMGenerator(**TINY, target_columns=["income"]).fit(adult, progress=False)
+
+
+def _with_config(generator, **changes):
+    """``generator`` sharing its trained parts, with sampling-time config fields changed."""
+    clone = copy.copy(generator)
+    clone.config = generator.config.replace(**changes)
     return clone
 
 
-def test_target_columns_are_drawn_again_from_the_decoder_alone(fitted, adult):
-    targeted = _with_targets(fitted, ["income"])
-    plain = fitted.sample(80, seed=3, progress=False).to_list()
+def test_the_latent_never_sees_target_columns(targeted, adult):
+    rows = adult.select(range(6)).to_list()
+    flipped = [{**r, "income": ">50K" if r["income"] == "<=50K" else "<=50K"} for r in rows]
+    assert torch.equal(targeted.encode(rows), targeted.encode(flipped))
+    assert not torch.equal(targeted.encode(rows), targeted.encode([{**r, "sex": "Female"} for r in rows]))
+
+
+def test_target_columns_are_drawn_again_from_the_decoder_alone(targeted, adult):
+    plain = _with_config(targeted, redraw_targets=False).sample(80, seed=3, progress=False).to_list()
     rows = targeted.sample(80, seed=3, progress=False)
     assert valid(targeted, rows) and rows.features == adult.features
     assert rows.to_list() == targeted.sample(80, seed=3, progress=False).to_list()
@@ -311,20 +322,19 @@ def test_target_columns_are_drawn_again_from_the_decoder_alone(fitted, adult):
 
     # near-greedy, the target is the decoder's most likely value given the rest of the row, read by
     # the decoder alone (its <bos> slots in front, no latent, no offsets) with the target last
-    lm = fitted.lm
-    float32 = copy.copy(lm)
-    float32.config = lm.config.replace(sample_dtype="float32")
-    greedy_model = _with_targets(fitted, ["income"], temperature=1e-4)
-    greedy_model.lm = float32
+    lm = targeted.lm
+    greedy_model = _with_config(targeted, temperature=1e-4)
+    greedy_model.lm = copy.copy(lm)
+    greedy_model.lm.config = lm.config.replace(sample_dtype="float32")
     greedy = greedy_model.sample(80, seed=3, progress=False).to_list()
-    income = fitted.schema.fields["income"]
-    choices = torch.tensor([lm.vocab.piece_ids(("cat", "income", i))[0] for i in range(len(income.categories))])
+    income = targeted.schema.fields["income"]
+    choices = [lm.vocab.piece_ids(("cat", "income", i))[0] for i in range(len(income.categories))]
     order = [c for c in COLUMNS if c != "income"] + ["income"]
-    ids = [[lm.vocab.bos_id] * fitted.config.slots + encode_record(lm.vocab, fitted.schema, r, order) for r in greedy]
     agree = 0
     with torch.no_grad():
-        for row, sequence in zip(greedy, ids):
-            at = next(i for i, t in enumerate(sequence) if t in set(choices.tolist()))
+        for row in greedy:
+            sequence = [lm.vocab.bos_id] * targeted.config.slots + encode_record(lm.vocab, targeted.schema, row, order)
+            at = next(i for i, t in enumerate(sequence) if t in choices)
             logits = lm.model(input_ids=torch.tensor([sequence[:at]])).logits[0, -1]
             agree += income.categories[int(logits[choices].argmax())] == row["income"]
     assert agree >= 0.95 * len(greedy)
@@ -332,7 +342,8 @@ def test_target_columns_are_drawn_again_from_the_decoder_alone(fitted, adult):
     # a target fixed by a condition stays
     rich = targeted.sample(30, seed=0, conditions={"income": ">50K"}, progress=False)
     assert set(rich["income"]) == {">50K"} and valid(targeted, rich)
-    assert "Target columns `income`" in targeted.model_card()
+    assert "Target columns `income`: the encoder does not read them, and they are drawn again" in targeted.model_card()
+    assert targeted.lm.config.target_columns == ["income"]  # the decoder weighed them in its loss
 
 
 def test_target_columns_bad_input(adult):
@@ -344,6 +355,7 @@ def test_target_columns_bad_input(adult):
         DiffLMGenerator(target_columns=["income", "income"])
     with pytest.raises(ConfigError, match="target_columns"):
         DiffLMGenerator(target_columns=[3])
-    with pytest.raises(ConfigError, match="pretrained decoder"):
+    with pytest.raises(ConfigError, match="redraw_targets"):
         DiffLMGenerator(target_columns="income", decoder="gpt2")
+    assert DiffLMGenerator(target_columns="income", decoder="gpt2", redraw_targets=False).config.decoder == "gpt2"
     assert DiffLMGenerator(target_columns="income").config.target_columns == ["income"]

@@ -43,6 +43,40 @@ def test_fit_records_training(fitted, adult):
     assert info["best_validation_loss"] < torch.log(torch.tensor(float(fitted.vocab.vocab_size))).item()
 
 
+def test_the_loss_weighs_target_tokens(fitted, adult):
+    from hf_synth.tokenizer import encode_record_with_columns
+    from hf_synth.training import _collate, _weighted_loss
+
+    rows = adult.select(range(4)).to_list()
+    encoded = [encode_record_with_columns(fitted.vocab, fitted.schema, r) for r in rows]
+    plain = _collate(fitted.vocab.pad_id)([ids for ids, _ in encoded])
+    weighted = _collate(fitted.vocab.pad_id)([(ids, [5.0 if c == "income" else 1.0 for c in columns])
+                                              for ids, columns in encoded])
+    ones = _collate(fitted.vocab.pad_id)([(ids, [1.0] * len(ids)) for ids, _ in encoded])
+    model = fitted.model
+    with torch.no_grad():
+        assert torch.allclose(_weighted_loss(model, ones), model(**plain).loss, atol=1e-5)  # weight 1 is the plain loss
+        logits = model(input_ids=plain["input_ids"], attention_mask=plain["attention_mask"]).logits
+        terms, weights = [], []
+        for i, (ids, columns) in enumerate(encoded):
+            log_probs = logits[i, : len(ids) - 1].log_softmax(-1)
+            terms += [-log_probs[t, ids[t + 1]] for t in range(len(ids) - 1)]
+            weights += [5.0 if c == "income" else 1.0 for c in columns[1:]]
+        expected = sum(w * t for w, t in zip(weights, terms)) / len(terms)
+        assert 5.0 in weights and torch.allclose(_weighted_loss(model, weighted), expected, atol=1e-5)
+
+
+def test_target_columns(adult):
+    generator = LMGenerator(**{**TINY, "epochs": 1}, target_columns="income", target_loss_weight=3.0).fit(adult, progress=False)
+    assert generator.config.target_columns == ["income"] and _valid(generator, generator.sample(10, seed=0, progress=False))
+    with pytest.raises(SchemaError, match="not columns of the data"):
+        LMGenerator(**TINY, target_columns=["salary"]).fit(adult, progress=False)
+    with pytest.raises(ConfigError, match="target_columns"):
+        LMGenerator(target_columns=["income", "income"])
+    with pytest.raises(ConfigError, match="target_loss_weight"):
+        LMGenerator(target_columns="income", target_loss_weight=0.0)
+
+
 def test_default_tokenizer_has_single_tokens_for_names_and_categories(fitted):
     tokens = fitted.vocab.tokens
     assert "<key:age>" in tokens and "<key:fnlwgt>" in tokens

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...configuration import ConfigError, GeneratorConfig, in_range, positive
+from ...configuration import ConfigError, GeneratorConfig, column_names, in_range, positive
 
 #: Bounds that keep a fit meaningful: a latent must carry something, a soft prompt must fit the context.
 MAX_LATENT_DIM = 1024
@@ -49,12 +49,15 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         diffusion_batch_size: Diffusion training batch size.
         sampling_steps: Heun steps of the diffusion sampler.
         prior: ``"diffusion"`` (the latent diffusion model) or ``"normal"`` (z ~ N(0, I), for ablations).
-        target_columns: Columns a downstream model will predict (e.g. a label). Once the latent has
-            drawn a row, these columns are drawn again from the frozen decoder alone, given the rest
-            of the row. The latent encodes them too, and a row decoded from a sampled latent reads
-            them partly from it, which blurs their dependence on the other columns: on UCI Adult the
-            AUC of a model trained on the rows went from 0.908 to 0.912 (benchmarks/RESULTS.md).
-            Needs the decoder trained on the data (``decoder=None``). A name or a list of names.
+        target_columns: Columns a downstream model will predict (e.g. a label); a name or a list. The
+            encoder never reads them, so the latent carries only the other columns; the decoder
+            trained here weighs their tokens more in its loss (``target_loss_weight`` in
+            ``decoder_options``, default 4); and with ``redraw_targets`` they are drawn again from
+            the decoder alone, given the rest of each row. A label read from a latent that encoded
+            it loses part of its dependence on the features: on UCI Adult the AUC of a model
+            trained on the rows went from 0.908 to 0.914 (benchmarks/RESULTS.md).
+        redraw_targets: See ``target_columns``. Costs a second decoding pass over each row (UCI Adult:
+            ~1,650 -> ~1,100 rows/s); needs the decoder trained on the data (``decoder=None``).
         sample_batch_size: Rows decoded together while sampling.
         temperature, top_p: Decoding temperature and nucleus threshold.
         seed: Seed of the split, initialisation, data order and default sampling seed.
@@ -94,6 +97,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     sampling_steps: int = 50
     prior: str = "diffusion"
     target_columns: list | None = None
+    redraw_targets: bool = True
     sample_batch_size: int = 2048
     temperature: float = 1.0
     top_p: float = 1.0
@@ -124,15 +128,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             raise ConfigError(f"{name}.prior must be 'diffusion' or 'normal', got {self.prior!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"{name}.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.target_columns is not None:
-            columns = [self.target_columns] if isinstance(self.target_columns, str) else self.target_columns
-            if not isinstance(columns, (list, tuple)) or not columns \
-                    or not all(isinstance(c, str) and c for c in columns) or len(set(columns)) != len(columns):
-                raise ConfigError(f"{name}.target_columns must be a non-empty list of distinct column names, got {columns!r}")
-            if self.decoder is not None:
-                raise ConfigError(f"{name}.target_columns draws them from the decoder trained on the data; "
-                                  "a pretrained decoder never saw the records (leave decoder=None)")
-            self.target_columns = list(columns)
+        self.target_columns = column_names(self, "target_columns")
+        if self.target_columns and self.redraw_targets and self.decoder is not None:
+            raise ConfigError(f"{name}.redraw_targets draws the targets from the decoder trained on the data; a "
+                              "pretrained decoder never saw the records (leave decoder=None, or redraw_targets=False)")
         if self.decoder_options is not None:
             if self.decoder is not None:
                 raise ConfigError(f"{name}.decoder_options configure the decoder trained from scratch; "
@@ -149,7 +148,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     def lm_options(self) -> dict:
         """LMGeneratorConfig fields of the decoder trained from scratch."""
         options = dict(self.decoder_options or {})
-        shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device,
+        shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device, "target_columns": self.target_columns,
                   # the same validation rows as the VAE's: the decoder never trains on them
                   "validation_size": self.validation_size, "max_validation_rows": self.max_validation_rows}
         reserved = sorted(set(options) & ({"model", "revision", "use_lora"} | set(shared)))

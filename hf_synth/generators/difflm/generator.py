@@ -15,7 +15,8 @@ Fitting runs three stages (DiffLM, arXiv 2411.03250):
 
 Sampling: diffusion -> z -> soft prompt -> batched, KV-cached decoding with the schema constraint,
 so every row is valid; conditions fix columns as for the LM generator. ``target_columns`` (a label a
-downstream model will predict) are then drawn again from the decoder alone, given the rest of the row.
+downstream model will predict) are kept out of the latent and drawn again from the decoder alone,
+given the rest of the row.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ...io import load_input
 from ...sampling import SamplingReport, sample_records
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
-from ..lm import LMGenerator, LMGeneratorConfig, dataset_name, split_records
+from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
 from .calibration import fit_output_bias
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
@@ -84,7 +85,7 @@ class DiffLMGenerator(BaseGenerator):
             raise SchemaError(f"DiffLM needs a validation split: {len(records)} rows with validation_size="
                               f"{config.validation_size} leave {len(train_rows)} for training")
         encoder_tokenizer = self._load_encoder_tokenizer()  # fail on a bad id before any training
-        self._check_target_columns(data.column_names)
+        check_target_columns(config.target_columns, data.column_names)
 
         # 1. the decoder: trained here, then frozen; or a pretrained one, frozen as it is
         lm = self._decoder_generator()
@@ -223,12 +224,15 @@ class DiffLMGenerator(BaseGenerator):
         ), add_pooling_layer=False)
 
     def _encoder_inputs(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        """What the encoder reads: the decoder's record tokens, or a pretrained encoder's tokens of the JSON text."""
+        """What the encoder reads: the decoder's record tokens, or a pretrained encoder's tokens of the
+        JSON text; without ``target_columns``, so that the latent never carries them."""
+        targets = set(self.config.target_columns or ())
+        columns = [c for c in self.schema.fields if c not in targets]
         if self.encoder_tokenizer is None:
-            ids, mask = padded([encode_record(self.lm.vocab, self.schema, r) for r in rows], self.lm.vocab.pad_id)
+            ids, mask = padded([encode_record(self.lm.vocab, self.schema, r, columns) for r in rows], self.lm.vocab.pad_id)
             return {"encoder_ids": ids, "encoder_mask": mask}
         codec = RecordCodec(self.schema)
-        encoded = self.encoder_tokenizer([codec.encode(r) for r in rows], padding=True, truncation=True,
+        encoded = self.encoder_tokenizer([codec.encode(r, columns, partial=True) for r in rows], padding=True, truncation=True,
                                          return_tensors="pt")
         return {"encoder_ids": encoded["input_ids"], "encoder_mask": encoded["attention_mask"]}
 
@@ -329,7 +333,7 @@ class DiffLMGenerator(BaseGenerator):
 
         records, report = sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
                                          nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
-        if config.target_columns:
+        if config.target_columns and config.redraw_targets:
             self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
         return records, report
 
@@ -339,7 +343,8 @@ class DiffLMGenerator(BaseGenerator):
         rest of each row; a target the caller fixed in ``rows`` stays."""
         from ...streams import derive_seed
 
-        targets = self._check_target_columns(self.schema.columns)
+        targets = self.config.target_columns
+        check_target_columns(targets, self.schema.columns)  # a config changed after fitting
         todo = [i for i, row in enumerate(rows) if any(c not in row for c in targets)]
         if not todo:
             return
@@ -352,16 +357,6 @@ class DiffLMGenerator(BaseGenerator):
             records[i] = record
         report.retried += extra.retried
         report.seconds += extra.seconds
-
-    def _check_target_columns(self, columns: list[str]) -> list[str]:
-        """``config.target_columns``, checked against the data's top-level ``columns``."""
-        targets = self.config.target_columns or []
-        unknown = [c for c in targets if c not in columns]
-        if unknown:
-            raise SchemaError(f"target_columns {unknown} are not columns of the data; columns: {list(columns)}")
-        if targets and len(targets) == len(columns):
-            raise SchemaError("target_columns name every column; leave at least one for the latent to draw")
-        return targets
 
     def card_training_lines(self) -> list[str]:
         config, info = self.config, self.training_info
@@ -396,8 +391,9 @@ class DiffLMGenerator(BaseGenerator):
             lines.append("Prior: N(0, I) (no diffusion model).")
         if config.target_columns:
             names = ", ".join(f"`{c}`" for c in config.target_columns)
-            lines.append(f"Target columns {names}: drawn again from the decoder alone, given the rest of each row "
-                         "the latent drew.")
+            lines.append(f"Target columns {names}: the encoder does not read them"
+                         + (", and they are drawn again from the decoder alone, given the rest of each row the latent "
+                            "drew." if config.redraw_targets else "."))
         return lines
 
     # ------------------------------------------------------------------ persistence
