@@ -392,11 +392,15 @@ class LMGenerator(BaseGenerator):
                                      "best_validation_loss": None, "stopped_early": False, **self.training_info}
         model = (f"`{config.model}` fine-tuned" + (" with LoRA" if config.use_lora else "")) if config.model \
             else f"GPT-2 trained from scratch ({config.n_layer} layers, width {config.n_embd})"
-        return [
+        lines = [
             f"Model: {model}, {info['parameters']:,} parameters, context {info['context_length']} tokens.",
             f"Trained {info['epochs']} epochs ({info['steps']} steps) in {info['fit_seconds']} s; best validation "
             f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
         ]
+        if config.target_columns and config.target_loss_weight != 1.0:
+            names = ", ".join(f"`{c}`" for c in config.target_columns)
+            lines.append(f"Target columns {names}: their tokens weighed {config.target_loss_weight:g} times in the training loss.")
+        return lines
 
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str, include_model: bool = True) -> dict[str, Any]:
