@@ -74,10 +74,12 @@ class LMGeneratorConfig(GeneratorConfig):
             a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
             faster; float32 elsewhere.
         temperature, top_p: Sampling temperature and nucleus threshold.
-        target_columns: Columns a downstream model will predict (e.g. a label); their tokens weigh
-            ``target_loss_weight`` times as much as the others in the training loss, so the model
-            learns them from the other columns more closely. Utility on synthetic rows is bounded
-            by how well the generator knows the target (benchmarks/RESULTS.md). A name or a list.
+        target_columns: Columns a downstream model will predict (e.g. a label); the tokens of the
+            categorical ones weigh ``target_loss_weight`` times as much as the others in the training
+            loss, so the model learns them from the other columns more closely. Utility on synthetic
+            rows is bounded by how well the generator knows the target (benchmarks/RESULTS.md).
+            Numeric targets are not weighed: their digits are shared with every numeric column, and
+            weighing them distorted their distribution. A name or a list.
         target_loss_weight: See ``target_columns`` (1: an ordinary loss).
     """
 
@@ -196,7 +198,7 @@ class LMGenerator(BaseGenerator):
         split = self.prepare(data)
         schema, vocab, codec, slots = self.schema, self.vocab, split.codec, config.prefix_slots
 
-        targets, weight = set(config.target_columns or ()), config.target_loss_weight
+        targets, weight = set(self._weighed_targets()), config.target_loss_weight
 
         def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
@@ -225,6 +227,12 @@ class LMGenerator(BaseGenerator):
             "stopped_early": result.stopped_early, "fit_seconds": round(result.seconds, 1), "history": result.history,
         })
         return self
+
+    def _weighed_targets(self) -> list[str]:
+        """The target columns whose tokens the loss weighs: labels written as one token per category.
+        Weighing the digits of a numeric target distorted its distribution and its neighbours'
+        (benchmarks/RESULTS.md, Beijing)."""
+        return [c for c in self.config.target_columns or () if self.schema.fields[c].kind in ("categorical", "bool")]
 
     def prepare(self, data: Any) -> "RecordSplit":
         """Everything :meth:`fit` does before training: the schema, the vocabulary, the context length,
@@ -397,8 +405,9 @@ class LMGenerator(BaseGenerator):
             f"Trained {info['epochs']} epochs ({info['steps']} steps) in {info['fit_seconds']} s; best validation "
             f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
         ]
-        if config.target_columns and config.target_loss_weight != 1.0:
-            names = ", ".join(f"`{c}`" for c in config.target_columns)
+        weighed = self._weighed_targets()
+        if weighed and config.target_loss_weight != 1.0:
+            names = ", ".join(f"`{c}`" for c in weighed)
             lines.append(f"Target columns {names}: their tokens weighed {config.target_loss_weight:g} times in the training loss.")
         return lines
 
