@@ -199,16 +199,15 @@ class LMGenerator(BaseGenerator):
         schema, vocab, codec, slots = self.schema, self.vocab, split.codec, config.prefix_slots
 
         targets, weight = set(self._weighed_targets()), config.target_loss_weight
+        weighed = bool(targets) and weight != 1.0
 
         def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
-            if not targets or weight == 1.0:
-                return [[vocab.bos_id] * slots + encode_record(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
-                        for r in split.train_rows]
             examples: list[Example] = []
             for r in split.train_rows:
                 ids, columns = encode_record_with_columns(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
-                examples.append(([vocab.bos_id] * slots + ids, [1.0] * slots + [weight if c in targets else 1.0 for c in columns]))
+                ids = [vocab.bos_id] * slots + ids
+                examples.append((ids, [1.0] * slots + [weight if c in targets else 1.0 for c in columns]) if weighed else ids)
             return examples
 
         val_examples = [[vocab.bos_id] * slots + encode_record(vocab, schema, r) for r in split.val_rows]
