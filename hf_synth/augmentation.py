@@ -43,7 +43,7 @@ class Augmenter:
         self.ref = GeneratorRef(generator)
         self.k, self.condition_on, self.seed = k, condition_on, seed
         self.synthetic_column, self.options = synthetic_column, options
-        self.columns = list(generator.schema.fields)
+        self.columns = generator.schema.columns
 
     def __call__(self, batch: Mapping[str, list], indices: list[int] | None = None) -> dict[str, list]:
         batch = dict(batch)  # datasets passes a lazy mapping

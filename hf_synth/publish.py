@@ -74,7 +74,7 @@ def dataset_card(generator: "BaseGenerator", splits: "datasets.DatasetDict", *, 
         splits=[(name, split.num_rows) for name, split in splits.items()],
         total_rows=sum(split.num_rows for split in splits.values()),
         size_category=_size_category(sum(split.num_rows for split in splits.values())),
-        columns=list(generator.schema.fields),
+        columns=generator.schema.columns,
         evaluation_section=evaluation_section(generator.evaluation),
     )
 

@@ -46,7 +46,7 @@ import numbers
 import random
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable
 
 import datasets
@@ -152,7 +152,19 @@ class RecordSchema:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.fields)
+        """The columns in the dataset's order (``fields`` may hold them in another: see
+        :meth:`with_columns_last`)."""
+        return list(self.features)
+
+    def with_columns_last(self, names: Iterable[str]) -> "RecordSchema":
+        """The same schema with ``names`` moved to the end of ``fields``: the order in which a
+        generator writes a record. The Features, and so the columns of sampled datasets, keep the
+        dataset's order."""
+        wanted = set(names)
+        last = [name for name in self.fields if name in wanted]
+        fields = {name: fs for name, fs in self.fields.items() if name not in last}
+        fields.update((name, self.fields[name]) for name in last)
+        return replace(self, fields=fields, warnings=list(self.warnings))
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

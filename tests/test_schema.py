@@ -384,6 +384,16 @@ def test_to_json_round_trip():
     assert again.to_json() == schema.to_json()
 
 
+def test_columns_last_reorders_fields_not_features():
+    schema = mixed_schema()
+    names = list(schema.fields)
+    moved = schema.with_columns_last(iter([names[0]]))
+    assert list(moved.fields) == names[1:] + names[:1] and moved.columns == names == schema.columns
+    assert list(schema.fields) == names  # the original is untouched
+    again = RecordSchema.from_json(moved.to_json())
+    assert list(again.fields) == list(moved.fields) and again.columns == names
+
+
 def test_field_schema_round_trip_keeps_nesting():
     fs = mixed_schema().fields["meta"]
     again = FieldSchema.from_dict(fs.to_dict())

@@ -144,7 +144,7 @@ class BaseGenerator(abc.ABC):
 
     def sample_records(self, num_rows: int | None = None, *, conditions: Any = None, seed: int | None = None,
                        curation: list | None = None, max_rounds: int = 10, **options: Any) -> list[dict]:
-        """What :meth:`sample` returns, as plain dicts with the columns in schema order (streams and
+        """What :meth:`sample` returns, as plain dicts with the columns in the dataset's order (streams and
         dataset builders use this to skip building an Arrow table per chunk)."""
         self._check_fitted()
         rows = condition_rows(self.schema, conditions, num_rows)
@@ -155,7 +155,7 @@ class BaseGenerator(abc.ABC):
             records, report = self._sample_parsing_rows(rows, seed, max_rounds, options)
         self.last_report = report
         logger.info("sampling: %s", report)
-        columns = list(self.schema.fields)
+        columns = self.schema.columns
         return [{c: r[c] for c in columns} for r in records]
 
     def as_iterable_dataset(self, num_rows: int | None = None, *, seed: int | None = None, conditions: Any = None,
@@ -267,12 +267,12 @@ class BaseGenerator(abc.ABC):
             for i, record in zip(todo, filled):
                 records[i] = record
         self.last_report = report
-        columns = list(self.schema.fields)
+        columns = self.schema.columns
         return self._finish([{c: r.get(c) for c in columns} for r in records], output, overwrite)
 
     def _finish(self, records: list[dict], output: str | None, overwrite: bool) -> datasets.Dataset:
-        """``records`` (columns in schema order) as a Dataset with the schema's Features, also written to ``output``."""
-        columns = list(self.schema.fields)
+        """``records`` (columns in the dataset's order) as a Dataset with the schema's Features, also written to ``output``."""
+        columns = self.schema.columns
         if records:
             dataset = datasets.Dataset.from_list(records, features=self.schema.features)
         else:  # curation may reject every row; from_list cannot build an empty table

@@ -74,7 +74,8 @@ class LMGeneratorConfig(GeneratorConfig):
             a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
             faster; float32 elsewhere.
         temperature, top_p: Sampling temperature and nucleus threshold.
-        target_columns: Columns a downstream model will predict (e.g. a label); the tokens of the
+        target_columns: Columns a downstream model will predict (e.g. a label). The model writes
+            them after the other columns, so it learns them given the whole row; the tokens of the
             categorical ones weigh ``target_loss_weight`` times as much as the others in the training
             loss, so the model learns them from the other columns more closely. Utility on synthetic
             rows is bounded by how well the generator knows the target (benchmarks/RESULTS.md).
@@ -244,6 +245,8 @@ class LMGenerator(BaseGenerator):
         schema = RecordSchema.from_dataset(data)
         for warning in schema.warnings:
             logger.warning(warning)
+        if config.target_columns:  # features first, then the targets given them: p(x) p(y | x)
+            schema = schema.with_columns_last(config.target_columns)
         if data.num_rows < 2:
             raise SchemaError("the dataset needs at least 2 rows (one for training, one for validation)")
         records = data.to_list()

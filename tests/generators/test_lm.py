@@ -13,6 +13,7 @@ import torch
 from hf_synth import AutoGenerator, LMGenerator, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import ConditionError, GeneratorLoadError, HFSynthError, OutputExistsError, SchemaError
+from hf_synth.tokenizer import encode_record_with_columns
 
 TINY = dict(n_layer=1, n_embd=32, n_head=2, epochs=3, batch_size=32, sample_batch_size=64, dropout=0.0)
 
@@ -44,7 +45,6 @@ def test_fit_records_training(fitted, adult):
 
 
 def test_the_loss_weighs_target_tokens(fitted, adult):
-    from hf_synth.tokenizer import encode_record_with_columns
     from hf_synth.training import _collate, _weighted_loss
 
     rows = adult.select(range(4)).to_list()
@@ -64,6 +64,19 @@ def test_the_loss_weighs_target_tokens(fitted, adult):
             weights += [5.0 if c == "income" else 1.0 for c in columns[1:]]
         expected = sum(w * t for w, t in zip(weights, terms)) / len(terms)
         assert 5.0 in weights and torch.allclose(_weighted_loss(model, weighted), expected, atol=1e-5)
+
+
+def test_target_columns_are_written_last(adult, tmp_path):
+    generator = LMGenerator(**{**TINY, "epochs": 1}, target_columns="sex").fit(adult, progress=False)
+    assert list(generator.schema.fields) == [c for c in adult.column_names if c != "sex"] + ["sex"]
+    _, columns = encode_record_with_columns(generator.vocab, generator.schema, adult[0])
+    assert [c for c in dict.fromkeys(columns) if c][-1] == "sex"  # what the model trained on
+    rows = generator.sample(10, seed=0, progress=False)
+    assert rows.column_names == adult.column_names and rows.features == adult.features and _valid(generator, rows)
+    generator.save_pretrained(str(tmp_path / "g"))
+    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
+    assert list(loaded.schema.fields) == list(generator.schema.fields)
+    assert loaded.sample(10, seed=0, progress=False).to_list() == rows.to_list()
 
 
 def test_target_columns(adult):

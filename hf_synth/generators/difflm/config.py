@@ -51,9 +51,9 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         prior: ``"diffusion"`` (the latent diffusion model) or ``"normal"`` (z ~ N(0, I), for ablations).
         target_columns: Columns a downstream model will predict (e.g. a label); a name or a list. The
             encoder never reads them, so the latent carries only the other columns; the decoder
-            trained here weighs the tokens of categorical ones more in its loss (``target_loss_weight``
-            in ``decoder_options``, default 4); and with ``redraw_targets`` they are drawn again from
-            the decoder alone, given the rest of each row. A label read from a latent that encoded
+            trained here writes them last and weighs the tokens of categorical ones more in its loss
+            (``target_loss_weight`` in ``decoder_options``, default 4); and with ``redraw_targets``
+            they are drawn again from the decoder alone, given the rest of each row. A label read from a latent that encoded
             it loses part of its dependence on the features: on UCI Adult the AUC of a model
             trained on the rows went from 0.908 to 0.914 (benchmarks/RESULTS.md).
         redraw_targets: See ``target_columns``. Costs a second decoding pass over each row (UCI Adult:
