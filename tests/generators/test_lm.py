@@ -166,6 +166,27 @@ def test_bad_row_counts(fitted, n):
         fitted.sample(n)
 
 
+def test_long_prompts_are_read_in_narrower_batches(fitted, adult, monkeypatch):
+    import hf_synth.sampling
+
+    monkeypatch.setattr(hf_synth.sampling, "MAX_PROMPT_TOKENS", 300)
+    rows = adult.select(range(40)).to_list()
+    for row in rows:
+        row["income"] = None
+    prompts = []  # (rows, tokens) of each forward pass that reads prompts
+    model = fitted._sampling_model()
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: prompts.append(tuple((kwargs.get("input_ids") if kwargs.get("input_ids") is not None
+                                                           else kwargs["inputs_embeds"]).shape[:2])), with_kwargs=True)
+    try:
+        filled = fitted.impute(datasets.Dataset.from_list(rows, features=adult.features), seed=0, progress=False)
+    finally:
+        hook.remove()
+    reads = [(b, t) for b, t in prompts if t > 1]
+    assert len(reads) >= 2 and all(b * t <= 300 for b, t in reads) and sum(b for b, _ in reads) == 40
+    assert filled.num_rows == 40 and None not in filled["income"] and _valid(fitted, filled)
+
+
 def test_impute_fills_missing_cells_only(fitted, adult):
     rows = adult.select(range(10)).to_list()
     for i, row in enumerate(rows):
