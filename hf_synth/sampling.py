@@ -209,8 +209,10 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
     if options.top_p < 1.0:
         processors.append(TopPLogitsWarper(options.top_p))
     processors.append(SeededSample(seed))
+    # finished rows repeat the end token rather than pad: when no prompt is padded, generate drops
+    # the all-ones attention mask, and pad ids in the inputs would then draw a warning that one is needed
     config = GenerationConfig(
-        do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id,
+        do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
     )
     cache.reset()
     output = model.generate(

@@ -166,6 +166,24 @@ def test_bad_row_counts(fitted, n):
         fitted.sample(n)
 
 
+def test_sampling_draws_no_warning_from_transformers(fitted):
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    logging.Logger.warning_once.cache_clear()  # transformers warns once per process
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = hf_logging.get_logger("transformers")
+    logger.addHandler(handler)
+    try:
+        fitted.sample(64, seed=0, progress=False)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+
+
 def test_long_prompts_are_read_in_narrower_batches(fitted, adult, monkeypatch):
     import hf_synth.sampling
 
