@@ -326,7 +326,7 @@ class LMGenerator(BaseGenerator):
                 bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
                 activation_function="gelu",  # exact GELU: a fused kernel, much faster on CPU than gelu_new
             )
-            return GPT2LMHeadModel(model_config)
+            return _with_causal_lm_loss(GPT2LMHeadModel(model_config))
         from transformers import AutoModelForCausalLM
 
         try:
@@ -334,6 +334,7 @@ class LMGenerator(BaseGenerator):
                                                          trust_remote_code=False, use_safetensors=True)
         except (OSError, ValueError) as err:
             raise HFSynthError(f"cannot load the causal LM {model_source!r} (safetensors weights required): {err}") from None
+        model = _with_causal_lm_loss(model)
         if config.use_lora:
             from peft import LoraConfig, get_peft_model
 
@@ -455,6 +456,14 @@ class LMGenerator(BaseGenerator):
             raise GeneratorLoadError(f"cannot load the generator in {directory}: {err}") from None
         self.model.eval()
         self.grammar = RecordGrammar(self.schema, self.vocab, self.text_limits)
+
+
+def _with_causal_lm_loss(model: torch.nn.Module) -> torch.nn.Module:
+    """``model``, its loss named: transformers reads it from the class name, which some causal LMs
+    ("GPT2LMHeadModel") do not tell, and then warns before using the causal-LM loss all the same."""
+    if getattr(model, "loss_type", None) is None:
+        model.loss_type = "ForCausalLM"
+    return model
 
 
 def check_target_columns(targets: list[str] | None, columns: list[str]) -> None:

@@ -166,7 +166,7 @@ def test_bad_row_counts(fitted, n):
         fitted.sample(n)
 
 
-def test_sampling_draws_no_warning_from_transformers(fitted):
+def test_fit_and_sample_draw_no_warning_from_transformers(adult):
     import logging
 
     from transformers.utils import logging as hf_logging
@@ -178,7 +178,7 @@ def test_sampling_draws_no_warning_from_transformers(fitted):
     logger = hf_logging.get_logger("transformers")
     logger.addHandler(handler)
     try:
-        fitted.sample(64, seed=0, progress=False)
+        LMGenerator(**{**TINY, "epochs": 1}).fit(adult.select(range(100)), progress=False).sample(64, seed=0, progress=False)
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
