@@ -408,10 +408,12 @@ class LMGenerator(BaseGenerator):
             f"Trained {info['epochs']} epochs ({info['steps']} steps) in {info['fit_seconds']} s; best validation "
             f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
         ]
-        weighed = self._weighed_targets()
-        if weighed and config.target_loss_weight != 1.0:
-            names = ", ".join(f"`{c}`" for c in weighed)
-            lines.append(f"Target columns {names}: their tokens weighed {config.target_loss_weight:g} times in the training loss.")
+        if config.target_columns:
+            weighed = ", ".join(f"`{c}`" for c in self._weighed_targets())
+            line = "Target columns " + ", ".join(f"`{c}`" for c in config.target_columns) + ": written after the other columns"
+            if weighed and config.target_loss_weight != 1.0:
+                line += f"; the tokens of {weighed} weighed {config.target_loss_weight:g} times in the training loss"
+            lines.append(line + ".")
         return lines
 
     # ------------------------------------------------------------------ persistence

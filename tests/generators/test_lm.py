@@ -82,9 +82,12 @@ def test_target_columns_are_written_last(adult, tmp_path):
 def test_target_columns(adult):
     generator = LMGenerator(**{**TINY, "epochs": 1}, target_columns="income", target_loss_weight=3.0).fit(adult, progress=False)
     assert generator.config.target_columns == ["income"] and _valid(generator, generator.sample(10, seed=0, progress=False))
-    assert "Target columns `income`: their tokens weighed 3 times" in generator.model_card()
+    assert ("Target columns `income`: written after the other columns; the tokens of `income` weighed 3 times"
+            in generator.model_card())
     numeric = LMGenerator(**{**TINY, "epochs": 1}, target_columns=["age", "income"]).fit(adult, progress=False)
     assert numeric._weighed_targets() == ["income"]  # digits are shared by every numeric column
+    assert "Target columns `age`, `income`: written after the other columns; the tokens of `income` weighed" \
+        in numeric.model_card()
     with pytest.raises(SchemaError, match="not columns of the data"):
         LMGenerator(**TINY, target_columns=["salary"]).fit(adult, progress=False)
     with pytest.raises(ConfigError, match="target_columns"):
