@@ -53,9 +53,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             encoder never reads them, so the latent carries only the other columns; the decoder
             trained here writes them last and weighs the tokens of categorical ones more in its loss
             (``target_loss_weight`` in ``decoder_options``, default 4); and with ``redraw_targets``
-            they are drawn again from the decoder alone, given the rest of each row. A label read from a latent that encoded
-            it loses part of its dependence on the features: on UCI Adult the AUC of a model
-            trained on the rows went from 0.908 to 0.914 (benchmarks/RESULTS.md).
+            they are drawn again from the decoder alone, given the rest of each row. A label read
+            from a latent that encoded it loses part of its dependence on the features: on UCI
+            Adult the AUC of a model trained on the rows went from 0.908 to 0.914
+            (benchmarks/RESULTS.md).
         redraw_targets: See ``target_columns``. Costs a second decoding pass over each row (UCI Adult:
             ~1,650 -> ~1,200 rows/s); needs the decoder trained on the data (``decoder=None``).
         sample_batch_size: Rows decoded together while sampling.
