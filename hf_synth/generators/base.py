@@ -271,7 +271,8 @@ class BaseGenerator(abc.ABC):
         return self._finish([{c: r.get(c) for c in columns} for r in records], output, overwrite)
 
     def _finish(self, records: list[dict], output: str | None, overwrite: bool) -> datasets.Dataset:
-        """``records`` (columns in the dataset's order) as a Dataset with the schema's Features, also written to ``output``."""
+        """``records`` (columns in the dataset's order) as a Dataset with the schema's Features, also
+        written to ``output``."""
         columns = self.schema.columns
         if records:
             dataset = datasets.Dataset.from_list(records, features=self.schema.features)

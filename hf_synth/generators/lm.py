@@ -409,8 +409,9 @@ class LMGenerator(BaseGenerator):
             f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
         ]
         if config.target_columns:
+            targets = ", ".join(f"`{c}`" for c in config.target_columns)
             weighed = ", ".join(f"`{c}`" for c in self._weighed_targets())
-            line = "Target columns " + ", ".join(f"`{c}`" for c in config.target_columns) + ": written after the other columns"
+            line = f"Target columns {targets}: written after the other columns"
             if weighed and config.target_loss_weight != 1.0:
                 line += f"; the tokens of {weighed} weighed {config.target_loss_weight:g} times in the training loss"
             lines.append(line + ".")

@@ -181,7 +181,8 @@ def test_fit_and_sample_draw_no_warning_from_transformers(adult):
     logger = hf_logging.get_logger("transformers")
     logger.addHandler(handler)
     try:
-        LMGenerator(**{**TINY, "epochs": 1}).fit(adult.select(range(100)), progress=False).sample(64, seed=0, progress=False)
+        generator = LMGenerator(**{**TINY, "epochs": 1}).fit(adult.select(range(100)), progress=False)
+        generator.sample(64, seed=0, progress=False)
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
@@ -196,9 +197,11 @@ def test_long_prompts_are_read_in_narrower_batches(fitted, adult, monkeypatch):
         row["income"] = None
     prompts = []  # (rows, tokens) of each forward pass that reads prompts
     model = fitted._sampling_model()
-    hook = model.register_forward_pre_hook(
-        lambda module, args, kwargs: prompts.append(tuple((kwargs.get("input_ids") if kwargs.get("input_ids") is not None
-                                                           else kwargs["inputs_embeds"]).shape[:2])), with_kwargs=True)
+    def record(module, args, kwargs):
+        inputs = kwargs["input_ids"] if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]
+        prompts.append(tuple(inputs.shape[:2]))
+
+    hook = model.register_forward_pre_hook(record, with_kwargs=True)
     try:
         filled = fitted.impute(datasets.Dataset.from_list(rows, features=adult.features), seed=0, progress=False)
     finally:
