@@ -330,6 +330,7 @@ def test_target_columns_are_drawn_again_from_the_decoder_alone(targeted, adult):
     income = targeted.schema.fields["income"]
     choices = [lm.vocab.piece_ids(("cat", "income", i))[0] for i in range(len(income.categories))]
     order = [c for c in COLUMNS if c != "income"] + ["income"]
+    assert list(targeted.schema.fields) == order  # the decoder trained with the target last
     agree = 0
     with torch.no_grad():
         for row in greedy:
