@@ -59,8 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--learning-rate", type=float, default=None)
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--target-columns", default=None, type=_column_list,
-                     help="comma-separated columns a downstream model will predict (e.g. a label): weighed more in "
-                          "the training loss; DiffLM also keeps them out of its latent and redraws them")
+                     help="comma-separated columns a downstream model will predict (e.g. a label): written last, "
+                          "categorical ones weighed more in the training loss; DiffLM also keeps them out of its "
+                          "latent and redraws them")
     fit.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other generator config fields")
     difflm = fit.add_argument_group("DiffLM (--method difflm; --epochs counts VAE epochs)")
     difflm.add_argument("--decoder", default=None, help="frozen causal LM decoder (Hub id or path); default: trained from scratch")

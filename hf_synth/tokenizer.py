@@ -387,10 +387,7 @@ def _value_pieces(fs: FieldSchema, path: str, value: Any) -> Iterator[tuple]:
 
 def encode_record(vocab: PieceVocab, schema: RecordSchema, record: dict, order: list[str] | None = None) -> list[int]:
     """Token ids of ``record`` with top-level columns in ``order``."""
-    ids: list[int] = []
-    for _, item in _implied_keys_dropped(vocab, record_to_pieces(schema, record, order)):
-        ids.extend(_item_ids(vocab, item))
-    return ids
+    return encode_record_with_columns(vocab, schema, record, order)[0]
 
 
 def encode_record_with_columns(vocab: PieceVocab, schema: RecordSchema, record: dict,

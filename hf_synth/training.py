@@ -102,8 +102,8 @@ def train_causal_lm(
 ) -> TrainingResult:
     """Train ``model`` in place; returns what happened. ``train_examples(epoch)`` gives the token
     ids of every training record for that epoch (with a loss weight per token, or not); the
-    validation loss, which picks the weights kept and stops training, is never weighted; ``run_key`` identifies the data and config so a
-    checkpoint of another run is never resumed."""
+    validation loss, which picks the weights kept and stops training, is never weighted.
+    ``run_key`` identifies the data and config so a checkpoint of another run is never resumed."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
