@@ -20,12 +20,16 @@ reject a row. The same automaton parses token ids back into records (:meth:`Reco
 
 States are interned as integers and every transition and mask is computed once. While sampling,
 transitions already taken and masks already computed are read from dense tensors, so a step of a
-whole batch costs a few gathers; only states and tokens never seen before run Python.
+whole batch costs a few gathers; only states and tokens never seen before run Python. Several
+threads may sample with one automaton (see :mod:`hf_synth.sampling`): what numbers states and
+masks is done under a lock, and every other cache only ever gains entries that are the same
+whichever thread computes them.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -267,6 +271,7 @@ class RecordGrammar:
         self._token_events: dict[int, tuple] | None = None
         self._next_dense = torch.empty((0, vocab.vocab_size), dtype=torch.int32)
         self._mask_dense = torch.empty((0,), dtype=torch.int32)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ public API
     def initial_state(self, natural_order: bool = False, nonnull: Iterable[str] = ()) -> int:
@@ -370,13 +375,24 @@ class RecordGrammar:
 
     def mask_table(self) -> torch.Tensor:
         """``(num_masks, vocab_size)`` bool tensor; rows are added as new states are visited."""
-        if self._mask_tensor is None or self._mask_tensor.shape[0] != len(self._mask_rows):
-            self._mask_tensor = torch.stack(self._mask_rows)
-        return self._mask_tensor
+        with self._lock:
+            table = self._mask_tensor
+            if table is None or table.shape[0] != len(self._mask_rows):
+                table = self._mask_tensor = torch.stack(self._mask_rows)
+            return table
 
     def feed(self, state_id: int, tokens: Iterable[int]) -> int:
+        """The state after ``tokens`` (a prompt); raises ``HFSynthError`` at a token not allowed.
+
+        Transitions are memoised as in :meth:`next_states`: the prompts of a sampling run (DiffLM
+        redraws its targets after whole rows) repeat the same few transitions.
+        """
+        cache = self._transitions
         for token in tokens:
-            state_id, _ = self.advance(state_id, token)
+            nxt = cache.get((state_id, token))
+            if nxt is None:
+                nxt = cache[(state_id, token)] = self.advance(state_id, token)[0]
+            state_id = nxt
         return state_id
 
     def parse(self, tokens: Iterable[int], trusted: bool = False) -> dict:
@@ -423,21 +439,26 @@ class RecordGrammar:
         """``(rows, vocab_size)`` int32 next-state table, -1 where not yet known: a row for each
         state interned so far, up to ``DENSE_ENTRIES`` entries (a text vocabulary makes rows wide)."""
         limit = max(1, self.DENSE_ENTRIES // self.vocab.vocab_size)
-        self._next_dense = _grown(self._next_dense, min(len(self._states), limit), limit)
-        return self._next_dense
+        with self._lock:
+            table = self._next_dense = _grown(self._next_dense, min(len(self._states), limit), limit)
+            return table
 
     def _mask_index_of_states(self) -> torch.Tensor:
         """Mask row of every interned state, -1 where not yet computed."""
-        self._mask_dense = _grown(self._mask_dense, len(self._states))
-        return self._mask_dense
+        with self._lock:
+            table = self._mask_dense = _grown(self._mask_dense, len(self._states))
+            return table
 
     # ------------------------------------------------------------------ states
     def _intern(self, state: State) -> int:
         sid = self._state_ids.get(state)
         if sid is None:
-            sid = self._state_ids[state] = len(self._states)
-            self._states.append(state)
-            self._mask_of_state.append(None)
+            with self._lock:
+                sid = self._state_ids.get(state)
+                if sid is None:
+                    self._states.append(state)
+                    self._mask_of_state.append(None)
+                    sid = self._state_ids[state] = len(self._states) - 1
         return sid
 
     def _number_mode(self, path: str, prefix: str) -> tuple:
@@ -480,13 +501,14 @@ class RecordGrammar:
 
     def _mask_row(self, allowed: set[int]) -> int:
         key = frozenset(allowed)
-        index = self._mask_keys.get(key)
-        if index is None:
-            row = torch.zeros(self.vocab.vocab_size, dtype=torch.bool)
-            row[list(key)] = True
-            index = self._mask_keys[key] = len(self._mask_rows)
-            self._mask_rows.append(row)
-        return index
+        with self._lock:
+            index = self._mask_keys.get(key)
+            if index is None:
+                row = torch.zeros(self.vocab.vocab_size, dtype=torch.bool)
+                row[list(key)] = True
+                self._mask_rows.append(row)
+                index = self._mask_keys[key] = len(self._mask_rows) - 1
+            return index
 
     def _build_table(self, state: State) -> dict[int, tuple[int, Any]]:
         frames, mode = state

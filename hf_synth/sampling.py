@@ -5,14 +5,23 @@ For each batch: (1) write each row's prompt (the record opening plus its conditi
 ``generate`` with :class:`~hf_synth.constraints.SchemaLogitsProcessor`, (5) parse prompt plus
 generated ids back into records. Every completed record is valid by construction; a record that
 runs out of ``max_new_tokens`` is sampled again with twice the budget and counted as retried.
+
+On a CPU with several threads, two batches are decoded at once, each in its own Python thread with
+half of torch's threads (:func:`decoding_streams`). A step of a small model spends much of its
+time in Python (``generate``'s loop, the automaton, turning ids back into records), which holds
+the GIL and leaves the other cores idle; with two streams one batch's model time overlaps the
+other's Python time. Each batch has its own seed, so the rows do not depend on the streams.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import queue
 import time
-from typing import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator
 
 import torch
 from transformers import (
@@ -36,6 +45,8 @@ MAX_ATTEMPTS = 4
 #: outgrows the CPU's caches. 1,024 prompts of 95 tokens took 1.8x as long in one pass as in
 #: passes of 128.
 MAX_PROMPT_TOKENS = 16_384
+#: Batches decoded at once on a CPU (see the module docstring); more streams contend for the GIL.
+MAX_STREAMS = 2
 #: ``prefix(row indices) -> (rows, P, hidden)`` input embeddings placed before each prompt.
 PrefixEmbeddings = Callable[[list[int]], torch.Tensor]
 #: ``output_bias(previous tokens (rows,), logits (rows, vocab)) -> biased logits`` of the next token.
@@ -67,6 +78,8 @@ class DecodingOptions:
     top_p: float = 1.0
     max_new_tokens: int = 256
     context_length: int | None = None
+    #: Tokens of the longest training record: the room a key/value cache keeps after a prompt.
+    record_tokens: int = 0
     progress: bool = True
 
 
@@ -97,33 +110,89 @@ def sample_records(
     records: list[dict | None] = [None] * len(rows)
     pending = list(range(len(rows)))
     retried, budget = 0, options.max_new_tokens
-    cache = BufferedCache(model.config)  # one set of buffers for every batch
     bar = tqdm(total=len(rows), disable=not options.progress, desc="sample", unit="row")
-    for attempt in range(MAX_ATTEMPTS):
-        failed = []
-        width = max(1, min(options.batch_size, MAX_PROMPT_TOKENS // max(len(prompts[i]) for i in pending)))
-        for number, first in enumerate(range(0, len(pending), width)):
-            batch = pending[first : first + width]
+    with _decoding_threads(model, len(rows) > options.batch_size, options.record_tokens) as (streams, caches), \
+            _contiguous_head_inputs(model):
+
+        def decode(number: int, batch: list[int], attempt: int) -> list[dict | None]:
             batch_seed = (seed * 1_000_003 + attempt * 7_919 + number) % (2**63)
-            results = _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
-                                    vocab, batch_seed, options, budget, cache,
-                                    prefix(batch) if prefix is not None else None, output_bias)
-            for index, record in zip(batch, results):
-                if record is None:
-                    failed.append(index)
-                else:
-                    records[index] = record
-                    bar.update(1)
-        if not failed:
-            break
-        retried += len(failed)
-        pending, budget = failed, budget * 2
-        logger.info("%d rows ran out of tokens; sampling them again with max_new_tokens=%d", len(failed), budget)
+            cache = caches.get()  # a stream's own buffers, free while no other batch decodes into them
+            try:
+                return _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
+                                     vocab, batch_seed, options, budget, cache,
+                                     prefix(batch) if prefix is not None else None, output_bias)
+            finally:
+                caches.put(cache)
+
+        for attempt in range(MAX_ATTEMPTS):
+            failed = []
+            width = max(1, min(options.batch_size, MAX_PROMPT_TOKENS // max(len(prompts[i]) for i in pending)))
+            batches = [pending[first : first + width] for first in range(0, len(pending), width)]
+            for batch, results in zip(batches, streams(decode, range(len(batches)), batches, [attempt] * len(batches))):
+                for index, record in zip(batch, results):
+                    if record is None:
+                        failed.append(index)
+                    else:
+                        records[index] = record
+                        bar.update(1)
+            if not failed:
+                break
+            retried += len(failed)
+            pending, budget = failed, budget * 2
+            logger.info("%d rows ran out of tokens; sampling them again with max_new_tokens=%d", len(failed), budget)
     bar.close()
     if pending and any(records[i] is None for i in pending):
         raise HFSynthError(f"{len(pending)} rows did not finish within {budget} new tokens")
     report = SamplingReport(len(rows), len(rows), retried, time.perf_counter() - start)
     return records, report
+
+
+def decoding_streams(model: torch.nn.Module) -> int:
+    """How many batches to decode at once: two on a CPU where torch has several threads, else one."""
+    if next(model.parameters()).device.type != "cpu":
+        return 1
+    return max(1, min(MAX_STREAMS, torch.get_num_threads()))
+
+
+@contextlib.contextmanager
+def _decoding_threads(model: torch.nn.Module, several_batches: bool, record_tokens: int,
+                      ) -> Iterator[tuple[Callable, "queue.Queue[BufferedCache]"]]:
+    """A ``map`` over the decoding streams and a key/value cache for each. With one stream,
+    batches decode in the calling thread; with more, torch's threads are shared out between the
+    streams while the pool is open."""
+    streams = decoding_streams(model) if several_batches else 1
+    caches: queue.Queue[BufferedCache] = queue.Queue()
+    for _ in range(streams):
+        caches.put(BufferedCache(model.config, new_tokens=record_tokens))  # buffers reused batch after batch
+    if streams == 1:
+        yield map, caches
+        return
+    threads = torch.get_num_threads()
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="hf_synth-decode") as pool:
+        torch.set_num_threads(max(1, threads // streams))
+        try:
+            yield pool.map, caches
+        finally:
+            torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _contiguous_head_inputs(model: torch.nn.Module) -> Iterator[None]:
+    """Hand the output layer contiguous hidden states while sampling.
+
+    At the first step ``generate`` keeps the logits of the last position only, a strided slice of
+    the hidden states; a bfloat16 ``linear`` on such a 3-D slice copies the weight once per row
+    (147 ms instead of 0.3 ms for 2,048 rows of a 128-wide model).
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        yield
+        return
+    handle = head.register_forward_pre_hook(lambda module, args: tuple(a.contiguous() for a in args))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torch.Tensor]:

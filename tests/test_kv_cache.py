@@ -67,3 +67,20 @@ def test_one_cache_serves_successive_batches_after_reset(model):
         cache.reset()
         assert torch.equal(generate(model, cache, input_ids=ids), expected)
     assert cache.layers[0]._key_buffer.shape[0] == 4
+
+
+def test_new_tokens_size_the_first_buffers(model):
+    cache = BufferedCache(model.config, new_tokens=120)
+    ids = torch.randint(2, 50, (3, 6))
+    expected = generate(model, DynamicCache(config=model.config), input_ids=ids)
+    assert torch.equal(generate(model, cache, input_ids=ids), expected)
+    first = cache.layers[0]._key_buffer
+    assert first.shape[-2] == 6 + 120  # 106 positions fit: the buffer never grew
+    cache.reset()
+    assert torch.equal(generate(model, cache, input_ids=ids), expected)
+    assert cache.layers[0]._key_buffer is first
+    layer, reference = BufferedLayer(new_tokens=10), torch.randn(2, 2, 200, 3)
+    layer.update(reference[:, :, :100], reference[:, :, :100])
+    assert layer._key_buffer.shape[-2] == 200  # twice a long prompt when that is more
+    layer.update(reference[:, :, 100:101], reference[:, :, 100:101])
+    assert layer._key_buffer.shape[-2] == 200

@@ -368,7 +368,8 @@ class LMGenerator(BaseGenerator):
             grammar = RecordGrammar(self.schema, self.vocab, self.text_limits, numeric_bounds)
         options = DecodingOptions(batch_size=batch_size, temperature=temperature, top_p=top_p,
                                   max_new_tokens=self.max_new_tokens, progress=progress,
-                                  context_length=self.training_info.get("context_length"))
+                                  context_length=self.training_info.get("context_length"),
+                                  record_tokens=self.training_info.get("max_record_tokens") or 0)
         if options.batch_size <= 0 or options.temperature <= 0:
             raise HFSynthError("batch_size and temperature must be > 0")
         return grammar, options

@@ -211,6 +211,39 @@ def test_long_prompts_are_read_in_narrower_batches(fitted, adult, monkeypatch):
     assert filled.num_rows == 40 and None not in filled["income"] and _valid(fitted, filled)
 
 
+def test_two_decoding_streams_sample_the_rows_of_one(fitted, tmp_path):
+    import threading
+
+    fitted.save_pretrained(str(tmp_path / "g"))
+    fresh = AutoGenerator.from_pretrained(str(tmp_path / "g"))  # its automaton is built by both streams at once
+    threads = set()
+    hook = fresh._sampling_model().register_forward_pre_hook(lambda *_: threads.add(threading.current_thread().name))
+    torch.set_num_threads(2)
+    try:
+        two = fresh.sample(256, seed=0, batch_size=32, progress=False)
+        assert torch.get_num_threads() == 2  # the streams' share of the threads is given back
+    finally:
+        torch.set_num_threads(1)
+        hook.remove()
+    assert len(threads) == 2 and all(name.startswith("hf_synth-decode") for name in threads)
+    one = fitted.sample(256, seed=0, batch_size=32, progress=False)  # one thread: one stream
+    assert two.to_list() == one.to_list()
+
+
+def test_the_output_layer_reads_contiguous_hidden_states(fitted):
+    head = fitted._sampling_model().get_output_embeddings()
+    widths = []  # (positions, contiguous) of each call, after the forward pre-hooks
+
+    hook = head.register_forward_hook(lambda module, args, output: widths.append((args[0].shape[1], args[0].is_contiguous())))
+    try:
+        fitted.sample(8, seed=0, progress=False)
+    finally:
+        hook.remove()
+    # the first step keeps the last of the prompt's positions: a strided slice, made contiguous
+    assert widths and all(contiguous for _, contiguous in widths)
+    assert not head._forward_pre_hooks  # nothing is left on the model
+
+
 def test_impute_fills_missing_cells_only(fitted, adult):
     rows = adult.select(range(10)).to_list()
     for i, row in enumerate(rows):

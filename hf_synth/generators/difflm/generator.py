@@ -444,7 +444,8 @@ class DiffLMGenerator(BaseGenerator):
         try:
             lm = LMGenerator(LMGeneratorConfig.from_dict(decoder_meta["config"]))
             lm.schema = self.schema
-            lm.training_info = {"context_length": decoder_meta.get("context_length")}
+            lm.training_info = {"context_length": decoder_meta.get("context_length"),
+                                "max_record_tokens": meta.get("training", {}).get("max_record_tokens")}
             lm._load_components(os.path.join(directory, DECODER_DIR), {
                 "components": {"model": components[DECODER_DIR]["model"], "tokenizer": components[DECODER_DIR]["tokenizer"]},
                 "text_limits": decoder_meta.get("text_limits", {}), "max_new_tokens": decoder_meta.get("max_new_tokens", 256),
