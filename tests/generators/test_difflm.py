@@ -347,6 +347,17 @@ def test_target_columns_are_drawn_again_from_the_decoder_alone(targeted, adult):
     assert targeted.lm.config.target_columns == ["income"]  # the decoder weighed them in its loss
 
 
+def test_two_decoding_streams_sample_the_rows_of_one(targeted):
+    # the soft prompts and the target redraw are decoded in two threads; the rows stay the same
+    one = targeted.sample(200, seed=5, batch_size=32, progress=False).to_list()
+    torch.set_num_threads(2)
+    try:
+        two = targeted.sample(200, seed=5, batch_size=32, progress=False).to_list()
+    finally:
+        torch.set_num_threads(1)
+    assert two == one
+
+
 def test_target_columns_bad_input(adult):
     with pytest.raises(SchemaError, match="not columns of the data"):
         DiffLMGenerator(**{**TINY, "target_columns": ["salary"]}).fit(adult, progress=False)
