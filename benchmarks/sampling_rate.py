@@ -23,7 +23,7 @@ import hf_synth.sampling
 from hf_synth import AutoGenerator
 from hf_synth.kv_cache import BufferedCache
 
-CACHES = {"buffered": BufferedCache, "dynamic": lambda config, capacity=0: DynamicCache(config=config)}
+CACHES = {"buffered": BufferedCache, "dynamic": lambda config, **sizes: DynamicCache(config=config)}
 
 
 def main() -> None:
