@@ -324,8 +324,10 @@ class RecordGrammar:
             key = (state, token)
             nxt = cache.get(key)
             if nxt is None:
-                nxt = state if self._states[state][1][0] == "E" else self.advance(state, token)[0]
-                cache[key] = nxt
+                if self._states[state][1][0] == "E":
+                    nxt = state  # a finished row stays finished; not a transition :meth:`feed` may take
+                else:
+                    nxt = cache[key] = self.advance(state, token)[0]
             out.append(nxt)
         return out
 

@@ -333,6 +333,22 @@ def test_parse_rejects_incomplete_and_disallowed_sequences():
         g.parse(ids[1:])
 
 
+def test_feed_memoises_transitions_but_still_rejects_tokens_not_allowed():
+    g = make_grammar("table", "record", limit=200)
+    vocab, schema = g.vocab, schema_of("table")
+    ids = encode_record(vocab, schema, table_dataset()[3])
+    stepped = g.initial_state()
+    for token in ids:
+        stepped, _ = g.advance(stepped, token)
+    assert g.feed(g.initial_state(), ids) == stepped and g.is_final(stepped)
+    assert g.feed(g.initial_state(), ids) == stepped  # from the memoised transitions
+    g.next_states([stepped], [vocab.eos_id])  # sampling keeps a finished row where it is...
+    with pytest.raises(HFSynthError):
+        g.feed(g.initial_state(), ids + [vocab.eos_id])  # ...but a prompt cannot go on after the end
+    with pytest.raises(HFSynthError):
+        g.feed(g.initial_state(), ids[:2] + [ids[0]])
+
+
 def test_parse_rejects_out_of_range_numbers():
     g = make_grammar("table", "record")
     vocab, schema = g.vocab, schema_of("table")
