@@ -57,9 +57,9 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             from a latent that encoded it loses part of its dependence on the features: on UCI
             Adult the AUC of a model trained on the rows went from 0.908 to 0.914
             (benchmarks/RESULTS.md).
-        redraw_targets: See ``target_columns``. Reads each row again: on UCI Adult ~1,650 -> ~1,150
-            rows/s for AUC 0.911 -> 0.914, on Default of credit card clients 544 -> 413 rows/s for
-            AUC 0.753 -> 0.762. Needs the decoder trained on the data (``decoder=None``).
+        redraw_targets: See ``target_columns``. Reads each row again: on Default of credit card
+            clients ~700 -> ~510 rows/s (2 CPU cores) for AUC 0.753 -> 0.762; on UCI Adult AUC
+            0.911 -> 0.914. Needs the decoder trained on the data (``decoder=None``).
         sample_batch_size: Rows decoded together while sampling.
         temperature, top_p: Decoding temperature and nucleus threshold.
         seed: Seed of the split, initialisation, data order and default sampling seed.
