@@ -62,6 +62,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="comma-separated columns a downstream model will predict (e.g. a label): written last, "
                           "categorical ones weighed more in the training loss; DiffLM also keeps them out of its "
                           "latent and redraws them")
+    fit.add_argument("--column-order", default=None, type=_column_order,
+                     help="order the model writes columns in: natural (the data's), dependence (the columns most tied "
+                          "to the others first) or a comma-separated list of every column")
     fit.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other generator config fields")
     difflm = fit.add_argument_group("DiffLM (--method difflm; --epochs counts VAE epochs)")
     difflm.add_argument("--decoder", default=None, help="frozen causal LM decoder (Hub id or path); default: trained from scratch")
@@ -211,6 +214,10 @@ def _column_list(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _column_order(text: str) -> str | list[str]:
+    return text if text in ("natural", "dependence") else _column_list(text)
+
+
 def _fit(args: argparse.Namespace) -> None:
     from . import DiffLMGenerator, LMGenerator
 
@@ -226,7 +233,7 @@ def _fit(args: argparse.Namespace) -> None:
     if args.method == "lm":
         if difflm_given:
             raise _UsageError(f"--{difflm_given[0].replace('_', '-')} is a DiffLM option; add --method difflm")
-        for key in ("model", "epochs", "batch_size", "learning_rate", "seed", "target_columns"):
+        for key in ("model", "epochs", "batch_size", "learning_rate", "seed", "target_columns", "column_order"):
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         if args.lora:
@@ -238,7 +245,7 @@ def _fit(args: argparse.Namespace) -> None:
         for flag in difflm_given:
             config[DIFFLM_FLAGS[flag]] = getattr(args, flag)
         for flag, key in (("epochs", "vae_epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
-                          ("seed", "seed"), ("target_columns", "target_columns")):
+                          ("seed", "seed"), ("target_columns", "target_columns"), ("column_order", "column_order")):
             if getattr(args, flag) is not None:
                 config[key] = getattr(args, flag)
         generator = DiffLMGenerator(**config)

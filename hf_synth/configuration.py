@@ -93,6 +93,16 @@ def column_names(config: GeneratorConfig, name: str) -> list[str] | None:
     return list(columns)
 
 
+def check_column_order(config: GeneratorConfig) -> None:
+    """``column_order``: ``"natural"``, ``"dependence"`` or a list of distinct column names."""
+    order = config.column_order
+    if isinstance(order, list):
+        column_names(config, "column_order")
+    elif order not in ("natural", "dependence"):
+        raise ConfigError(f"{type(config).__name__}.column_order must be 'natural', 'dependence' or a list of every "
+                          f"column, got {order!r}")
+
+
 def in_range(config: GeneratorConfig, name: str, low: float, high: float) -> None:
     value = getattr(config, name)
     if not low <= value <= high:

@@ -162,9 +162,15 @@ class RecordSchema:
         dataset's order."""
         wanted = set(names)
         last = [name for name in self.fields if name in wanted]
-        fields = {name: fs for name, fs in self.fields.items() if name not in last}
-        fields.update((name, self.fields[name]) for name in last)
-        return replace(self, fields=fields, warnings=list(self.warnings))
+        return self.with_order([name for name in self.fields if name not in wanted] + last)
+
+    def with_order(self, names: Iterable[str]) -> "RecordSchema":
+        """The same schema with ``fields`` in the order ``names`` (every top-level column once), the
+        order in which a generator writes a record; the Features keep the dataset's order."""
+        order = list(names)
+        if sorted(order) != sorted(self.fields):
+            raise SchemaError(f"a column order must name every column once; columns: {list(self.fields)}, got {order}")
+        return replace(self, fields={name: self.fields[name] for name in order}, warnings=list(self.warnings))
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

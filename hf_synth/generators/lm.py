@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from ..codec import RecordCodec
-from ..configuration import ConfigError, GeneratorConfig, column_names, in_range, positive
+from ..column_order import dependence_order
+from ..configuration import ConfigError, GeneratorConfig, check_column_order, column_names, in_range, positive
 from ..constraints import RecordGrammar
 from ..errors import GeneratorLoadError, HFSynthError, SchemaError
 from ..io import load_input
@@ -82,6 +83,10 @@ class LMGeneratorConfig(GeneratorConfig):
             Numeric targets are not weighed: their digits are shared with every numeric column, and
             weighing them distorted their distribution. A name or a list.
         target_loss_weight: See ``target_columns`` (1: an ordinary loss).
+        column_order: The order the model writes a record's columns in (``target_columns`` always
+            last): ``"natural"`` (the data's), ``"dependence"`` (the columns most tied to the others
+            first, by mutual information; see ``hf_synth.column_order``) or a list of every column.
+            Sampled rows keep the data's column order either way.
     """
 
     model: str | None = None
@@ -118,6 +123,7 @@ class LMGeneratorConfig(GeneratorConfig):
     top_p: float = 1.0
     target_columns: list | None = None
     target_loss_weight: float = 4.0
+    column_order: list | str = "natural"
 
     def validate(self) -> None:
         positive(self, "lora_r", "lora_alpha", "n_layer", "n_embd", "n_head", "epochs", "batch_size",
@@ -126,6 +132,7 @@ class LMGeneratorConfig(GeneratorConfig):
         in_range(self, "permute_probability", 0.0, 1.0)
         positive(self, "target_loss_weight")
         self.target_columns = column_names(self, "target_columns")
+        check_column_order(self)
         in_range(self, "top_p", 0.0, 1.0)
         in_range(self, "lora_dropout", 0.0, 1.0)
         in_range(self, "dropout", 0.0, 1.0)
@@ -245,11 +252,15 @@ class LMGenerator(BaseGenerator):
         schema = RecordSchema.from_dataset(data)
         for warning in schema.warnings:
             logger.warning(warning)
-        if config.target_columns:  # features first, then the targets given them: p(x) p(y | x)
-            schema = schema.with_columns_last(config.target_columns)
         if data.num_rows < 2:
             raise SchemaError("the dataset needs at least 2 rows (one for training, one for validation)")
         records = data.to_list()
+        if config.column_order == "dependence":
+            schema = schema.with_order(dependence_order(schema, records, seed=config.seed))
+        elif config.column_order != "natural":
+            schema = schema.with_order(config.column_order)
+        if config.target_columns:  # features first, then the targets given them: p(x) p(y | x)
+            schema = schema.with_columns_last(config.target_columns)
         vocab, model_source = self._build_vocab(schema, records)
         counts = [column_token_counts(vocab, schema, r) for r in records]
         lengths = [sum(c.values()) for c in counts]

@@ -358,6 +358,22 @@ def test_two_decoding_streams_sample_the_rows_of_one(targeted):
     assert two == one
 
 
+def test_column_order_reaches_the_decoder(adult, tmp_path):
+    order = ["hours-per-week", "income", "education", "sex", "age"]
+    generator = DiffLMGenerator(**TINY, column_order=order, target_columns="income").fit(adult, progress=False)
+    assert generator.lm.config.column_order == order
+    assert list(generator.schema.fields) == list(generator.lm.schema.fields) == \
+        ["hours-per-week", "education", "sex", "age", "income"]  # the target still last
+    rows = generator.sample(40, seed=0, progress=False)
+    assert rows.features == adult.features and valid(generator, rows)
+    generator.save_pretrained(str(tmp_path / "g"))
+    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
+    assert list(loaded.schema.fields) == list(generator.schema.fields)
+    assert loaded.sample(40, seed=0, progress=False).to_list() == rows.to_list()
+    with pytest.raises(ConfigError, match="column_order"):
+        DiffLMGenerator(column_order="shuffled")
+
+
 def test_target_columns_bad_input(adult):
     with pytest.raises(SchemaError, match="not columns of the data"):
         DiffLMGenerator(**{**TINY, "target_columns": ["salary"]}).fit(adult, progress=False)

@@ -79,6 +79,32 @@ def test_target_columns_are_written_last(adult, tmp_path):
     assert loaded.sample(10, seed=0, progress=False).to_list() == rows.to_list()
 
 
+def test_column_order(adult, tmp_path):
+    from hf_synth.column_order import dependence_order
+
+    order = list(reversed(adult.column_names))
+    generator = LMGenerator(**{**TINY, "epochs": 1}, column_order=order, target_columns="sex").fit(adult, progress=False)
+    assert list(generator.schema.fields) == [c for c in order if c != "sex"] + ["sex"]  # targets still last
+    _, columns = encode_record_with_columns(generator.vocab, generator.schema, adult[0])
+    assert [c for c in dict.fromkeys(columns) if c] == list(generator.schema.fields)  # what the model trained on
+    rows = generator.sample(10, seed=0, progress=False)
+    assert rows.column_names == adult.column_names and _valid(generator, rows)
+    generator.save_pretrained(str(tmp_path / "g"))
+    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
+    assert list(loaded.schema.fields) == list(generator.schema.fields)
+    assert loaded.sample(10, seed=0, progress=False).to_list() == rows.to_list()
+
+    ranked = LMGenerator(**{**TINY, "epochs": 1}, column_order="dependence").fit(adult, progress=False)
+    records = adult.to_list()
+    assert list(ranked.schema.fields) == dependence_order(ranked.schema, records) != adult.column_names
+    with pytest.raises(SchemaError, match="every column once"):
+        LMGenerator(**TINY, column_order=order[:-1]).fit(adult, progress=False)
+    with pytest.raises(ConfigError, match="column_order"):
+        LMGenerator(column_order="random")
+    with pytest.raises(ConfigError, match="column_order"):
+        LMGenerator(column_order=["age", "age"])
+
+
 def test_target_columns(adult):
     generator = LMGenerator(**{**TINY, "epochs": 1}, target_columns="income", target_loss_weight=3.0).fit(adult, progress=False)
     assert generator.config.target_columns == ["income"] and _valid(generator, generator.sample(10, seed=0, progress=False))

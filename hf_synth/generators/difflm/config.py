@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ...configuration import ConfigError, GeneratorConfig, column_names, in_range, positive
+from ...configuration import ConfigError, GeneratorConfig, check_column_order, column_names, in_range, positive
 
 #: Bounds that keep a fit meaningful: a latent must carry something, a soft prompt must fit the context.
 MAX_LATENT_DIM = 1024
@@ -60,6 +60,11 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         redraw_targets: See ``target_columns``. Reads each row again: on Default of credit card
             clients ~700 -> ~510 rows/s (2 CPU cores) for AUC 0.753 -> 0.762; on UCI Adult AUC
             0.911 -> 0.914. Needs the decoder trained on the data (``decoder=None``).
+        column_order: The order the decoder writes a record's columns in (``target_columns`` last):
+            ``"natural"`` (the data's), ``"dependence"`` (the columns most tied to the others first;
+            ``hf_synth.column_order``) or a list of every column. A frozen decoder follows the latent
+            only where it reads its context, and it reads none for a column it learned to predict
+            from nothing, as the first columns of a record.
         sample_batch_size: Rows decoded together while sampling.
         temperature, top_p: Decoding temperature and nucleus threshold.
         seed: Seed of the split, initialisation, data order and default sampling seed.
@@ -100,6 +105,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     prior: str = "diffusion"
     target_columns: list | None = None
     redraw_targets: bool = True
+    column_order: list | str = "natural"
     sample_batch_size: int = 2048
     temperature: float = 1.0
     top_p: float = 1.0
@@ -131,6 +137,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"{name}.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         self.target_columns = column_names(self, "target_columns")
+        check_column_order(self)
         if self.target_columns and self.redraw_targets and self.decoder is not None:
             raise ConfigError(f"{name}.redraw_targets draws the targets from the decoder trained on the data; a "
                               "pretrained decoder never saw the records (leave decoder=None, or redraw_targets=False)")
@@ -151,6 +158,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         """LMGeneratorConfig fields of the decoder trained from scratch."""
         options = dict(self.decoder_options or {})
         shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device, "target_columns": self.target_columns,
+                  "column_order": self.column_order,
                   # the same validation rows as the VAE's: the decoder never trains on them
                   "validation_size": self.validation_size, "max_validation_rows": self.max_validation_rows}
         reserved = sorted(set(options) & ({"model", "revision", "use_lora"} | set(shared)))

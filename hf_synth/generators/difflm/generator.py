@@ -176,7 +176,7 @@ class DiffLMGenerator(BaseGenerator):
             return LMGenerator(LMGeneratorConfig(**config.lm_options()))
         return LMGenerator(model=config.decoder, revision=config.decoder_revision, seed=config.seed,
                            device=config.device, validation_size=config.validation_size,
-                           max_validation_rows=config.max_validation_rows)
+                           max_validation_rows=config.max_validation_rows, column_order=config.column_order)
 
     def _check_pretrained_decoder(self, lm: LMGenerator) -> None:
         context = lm.training_info["context_length"]
