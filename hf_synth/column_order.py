@@ -54,6 +54,14 @@ def dependence_order(schema: RecordSchema, records: Sequence[dict[str, Any]], *,
     return ranked + [name for name in schema.fields if name not in tie]
 
 
+def order_card_line(setting: str | list, written: Sequence[str]) -> str | None:
+    """The model card's line on the writing order (``None`` for the data's order)."""
+    if setting == "natural":
+        return None
+    how = "by dependence on the other columns" if setting == "dependence" else "in a given order"
+    return f"Columns written {how}: " + ", ".join(f"`{c}`" for c in written) + "."
+
+
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     """Mutual information in nats of two integer-coded columns of the same rows."""
     width = int(b.max()) + 1

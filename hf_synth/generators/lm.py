@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..codec import RecordCodec
-from ..column_order import dependence_order
+from ..column_order import dependence_order, order_card_line
 from ..configuration import ConfigError, GeneratorConfig, check_column_order, column_names, in_range, positive
 from ..constraints import RecordGrammar
 from ..errors import GeneratorLoadError, HFSynthError, SchemaError
@@ -427,7 +427,8 @@ class LMGenerator(BaseGenerator):
             if weighed and config.target_loss_weight != 1.0:
                 line += f"; the tokens of {weighed} weighed {config.target_loss_weight:g} times in the training loss"
             lines.append(line + ".")
-        return lines
+        order = order_card_line(config.column_order, list(self.schema.fields))
+        return lines + ([order] if order else [])
 
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str, include_model: bool = True) -> dict[str, Any]:

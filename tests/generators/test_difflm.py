@@ -370,6 +370,8 @@ def test_column_order_reaches_the_decoder(adult, tmp_path):
     loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
     assert list(loaded.schema.fields) == list(generator.schema.fields)
     assert loaded.sample(40, seed=0, progress=False).to_list() == rows.to_list()
+    assert "Columns written in a given order: `hours-per-week`, `education`, `sex`, `age`, `income`." \
+        in loaded.model_card()
     with pytest.raises(ConfigError, match="column_order"):
         DiffLMGenerator(column_order="shuffled")
 

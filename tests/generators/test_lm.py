@@ -97,6 +97,9 @@ def test_column_order(adult, tmp_path):
     ranked = LMGenerator(**{**TINY, "epochs": 1}, column_order="dependence").fit(adult, progress=False)
     records = adult.to_list()
     assert list(ranked.schema.fields) == dependence_order(ranked.schema, records) != adult.column_names
+    written = ", ".join(f"`{c}`" for c in ranked.schema.fields)
+    assert f"Columns written by dependence on the other columns: {written}." in ranked.model_card()
+    assert "Columns written in a given order: `income`" in generator.model_card()
     with pytest.raises(SchemaError, match="every column once"):
         LMGenerator(**TINY, column_order=order[:-1]).fit(adult, progress=False)
     with pytest.raises(ConfigError, match="column_order"):

@@ -32,6 +32,7 @@ import datasets
 import torch
 
 from ...codec import RecordCodec
+from ...column_order import order_card_line
 from ...errors import GeneratorLoadError, HFSynthError, SchemaError
 from ...io import load_input
 from ...sampling import SamplingReport, sample_records
@@ -394,7 +395,8 @@ class DiffLMGenerator(BaseGenerator):
             lines.append(f"Target columns {names}: the encoder does not read them"
                          + (", and they are drawn again from the decoder alone, given the rest of each row the latent "
                             "drew." if config.redraw_targets else "."))
-        return lines
+        order = order_card_line(config.column_order, list(self.schema.fields))
+        return lines + ([order] if order else [])
 
     # ------------------------------------------------------------------ persistence
     def _save_components(self, directory: str) -> dict[str, Any]:

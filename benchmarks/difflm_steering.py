@@ -1,0 +1,114 @@
+"""Diagnosis: which columns DiffLM's latent can steer through its frozen decoder.
+
+For ``--rows`` training rows of a fitted DiffLM generator, prints per column:
+
+* ``recon``: how often the row decoded from its own latent mean has the column's value (categories)
+  or the correlation of decoded and real values (numbers), and what chance gives;
+* the teacher-forced cross-entropy (nats per row) of the column's tokens read by the decoder with
+  its ``<bos>`` slots (``plain``: no latent), with the soft prompt of the row's latent mean
+  (``latent``), and with a soft prompt optimised freely for each row (``free``: what the frozen
+  decoder could follow at best). A column the free prompt cannot move is one the decoder predicts
+  without reading its context.
+
+    python benchmarks/difflm_steering.py --dataset beijing --generator benchmarks/out/tables/beijing/difflm_tl/generator
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tables import DATA, DATASETS, load  # noqa: E402
+
+from hf_synth import AutoGenerator  # noqa: E402
+from hf_synth.generators.difflm.vae import padded, previous_tokens  # noqa: E402
+from hf_synth.tokenizer import encode_record_with_columns  # noqa: E402
+
+
+def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[list[str]]) -> dict[str, float]:
+    """Mean over rows of each column's summed token cross-entropy."""
+    log_probs = torch.log_softmax(logits, -1).gather(2, ids.unsqueeze(2)).squeeze(2)
+    out: dict[str, float] = collections.defaultdict(float)
+    for row, names in enumerate(columns):
+        for position, name in enumerate(names):
+            out[name or "{}"] -= float(log_probs[row, position]) / len(columns)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+    parser.add_argument("--generator", required=True)
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--rows", type=int, default=256)
+    parser.add_argument("--recon-rows", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    train, _ = load(args.dataset, args.data)
+    generator = AutoGenerator.from_pretrained(args.generator)
+    lm, vae = generator.lm, generator.vae
+    decoder = lm.model.float().eval()
+    vae.float().eval()
+    decoder.requires_grad_(False)
+
+    real = train.iloc[: args.recon_rows].reset_index(drop=True)
+    decoded = generator.sample(len(real), latents=generator.encode(real.to_dict(orient="records")), seed=0,
+                               progress=False).to_pandas()
+    recon = {}
+    for name in real.columns:
+        if generator.schema.fields[name].kind == "numeric" and real[name].nunique() > 31:
+            recon[name] = f"r {np.corrcoef(real[name].astype(float), decoded[name].astype(float))[0, 1]:.3f}"
+        else:
+            shares = real[name].astype(str).value_counts(normalize=True)
+            match = (real[name].astype(str) == decoded[name].astype(str)).mean()
+            recon[name] = f"{match:.3f} (chance {float((shares ** 2).sum()):.3f})"
+
+    rows = train.iloc[: args.rows].to_dict(orient="records")
+    encoded = [encode_record_with_columns(lm.vocab, generator.schema, r) for r in rows]
+    ids, mask = padded([e[0] for e in encoded], lm.vocab.pad_id)
+    columns = [e[1] for e in encoded]
+    inputs = generator._encoder_inputs(rows)
+    embed = decoder.get_input_embeddings()
+    previous = previous_tokens(ids).flatten()
+
+    def logits_of(prefix: torch.Tensor, offsets: bool = True) -> torch.Tensor:
+        embeds = torch.cat([prefix, embed(ids)], dim=1)
+        attention = torch.cat([mask.new_ones((len(rows), prefix.shape[1])), mask], dim=1)
+        logits = decoder(inputs_embeds=embeds, attention_mask=attention).logits[:, prefix.shape[1] - 1 : -1]
+        return vae.add_bias(previous, logits.flatten(0, 1)).view_as(logits) if offsets else logits.float()
+
+    with torch.no_grad():
+        mu, _ = vae.encoder(inputs["encoder_ids"], inputs["encoder_mask"])
+        latent_prompt = vae.injection(mu.float())
+        slots = vae.injection.slot_embedding.expand_as(latent_prompt)
+        plain = column_cross_entropy(logits_of(slots, offsets=False), ids, columns)
+        latent = column_cross_entropy(logits_of(latent_prompt), ids, columns)
+    delta = torch.zeros_like(latent_prompt, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=0.01)
+    real_tokens = mask.float()
+    for _ in range(args.steps):
+        log_probs = torch.log_softmax(logits_of(latent_prompt + delta), -1).gather(2, ids.unsqueeze(2)).squeeze(2)
+        loss = -(log_probs * real_tokens).sum() / len(rows)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        free = column_cross_entropy(logits_of(latent_prompt + delta), ids, columns)
+
+    print(f"{'column':<28} {'recon':<22} {'plain':>7} {'latent':>7} {'free':>7}   (nats per row, {len(rows)} rows)")
+    for name in plain:
+        print(f"{name:<28} {recon.get(name, ''):<22} {plain[name]:7.3f} {latent[name]:7.3f} {free[name]:7.3f}")
+    print(f"{'total':<28} {'':<22} {sum(plain.values()):7.2f} {sum(latent.values()):7.2f} {sum(free.values()):7.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
