@@ -64,11 +64,12 @@ def order_card_line(setting: str | list, written: Sequence[str]) -> str | None:
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     """Mutual information in nats of two integer-coded columns of the same rows."""
-    width = int(b.max()) + 1
-    joint = np.bincount(a * width + b, minlength=(int(a.max()) + 1) * width).reshape(-1, width) / len(a)
-    outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
-    present = joint > 0
-    return float((joint[present] * np.log(joint[present] / outer[present])).sum())
+    # the pairs that occur, not a dense table: two columns of a thousand categories stay cheap
+    pairs, joint = np.unique(a * (int(b.max()) + 1) + b, return_counts=True)
+    first, second = np.divmod(pairs, int(b.max()) + 1)
+    p_a, p_b = np.bincount(a) / len(a), np.bincount(b) / len(b)
+    p_ab = joint / len(a)
+    return float((p_ab * np.log(p_ab / (p_a[first] * p_b[second]))).sum())
 
 
 def _codes(kind: str, values: list[Any]) -> np.ndarray | None:
