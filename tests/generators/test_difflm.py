@@ -14,6 +14,8 @@ from hf_synth.configuration import ConfigError
 from hf_synth.errors import HFSynthError, SchemaError
 from hf_synth.tokenizer import encode_record
 
+from generator_checks import reloaded_writes_and_samples_the_same
+
 COLUMNS = ["age", "sex", "income", "education", "hours-per-week"]
 TINY = dict(
     decoder_options=dict(n_layer=1, n_embd=32, n_head=2, epochs=2, batch_size=32, dropout=0.0),
@@ -366,10 +368,7 @@ def test_column_order_reaches_the_decoder(adult, tmp_path):
         ["hours-per-week", "education", "sex", "age", "income"]  # the target still last
     rows = generator.sample(40, seed=0, progress=False)
     assert rows.features == adult.features and valid(generator, rows)
-    generator.save_pretrained(str(tmp_path / "g"))
-    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
-    assert list(loaded.schema.fields) == list(generator.schema.fields)
-    assert loaded.sample(40, seed=0, progress=False).to_list() == rows.to_list()
+    loaded = reloaded_writes_and_samples_the_same(generator, str(tmp_path / "g"), rows)
     assert "Columns written in a given order: `hours-per-week`, `education`, `sex`, `age`, `income`." \
         in loaded.model_card()
     with pytest.raises(ConfigError, match="column_order"):

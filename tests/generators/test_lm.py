@@ -15,6 +15,8 @@ from hf_synth.configuration import ConfigError
 from hf_synth.errors import ConditionError, GeneratorLoadError, HFSynthError, OutputExistsError, SchemaError
 from hf_synth.tokenizer import encode_record_with_columns
 
+from generator_checks import reloaded_writes_and_samples_the_same
+
 TINY = dict(n_layer=1, n_embd=32, n_head=2, epochs=3, batch_size=32, sample_batch_size=64, dropout=0.0)
 
 
@@ -73,10 +75,7 @@ def test_target_columns_are_written_last(adult, tmp_path):
     assert [c for c in dict.fromkeys(columns) if c][-1] == "sex"  # what the model trained on
     rows = generator.sample(10, seed=0, progress=False)
     assert rows.column_names == adult.column_names and rows.features == adult.features and _valid(generator, rows)
-    generator.save_pretrained(str(tmp_path / "g"))
-    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
-    assert list(loaded.schema.fields) == list(generator.schema.fields)
-    assert loaded.sample(10, seed=0, progress=False).to_list() == rows.to_list()
+    reloaded_writes_and_samples_the_same(generator, str(tmp_path / "g"), rows)
 
 
 def test_column_order(adult, tmp_path):
@@ -89,10 +88,7 @@ def test_column_order(adult, tmp_path):
     assert [c for c in dict.fromkeys(columns) if c] == list(generator.schema.fields)  # what the model trained on
     rows = generator.sample(10, seed=0, progress=False)
     assert rows.column_names == adult.column_names and _valid(generator, rows)
-    generator.save_pretrained(str(tmp_path / "g"))
-    loaded = AutoGenerator.from_pretrained(str(tmp_path / "g"))
-    assert list(loaded.schema.fields) == list(generator.schema.fields)
-    assert loaded.sample(10, seed=0, progress=False).to_list() == rows.to_list()
+    reloaded_writes_and_samples_the_same(generator, str(tmp_path / "g"), rows)
 
     ranked = LMGenerator(**{**TINY, "epochs": 1}, column_order="dependence").fit(adult, progress=False)
     records = adult.to_list()
