@@ -16,7 +16,6 @@ For ``--rows`` training rows of a fitted DiffLM generator, prints per column:
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import sys
 
@@ -27,18 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tables import DATA, DATASETS, load  # noqa: E402
 
 from hf_synth import AutoGenerator  # noqa: E402
-from hf_synth.generators.difflm.vae import padded, previous_tokens  # noqa: E402
+from hf_synth.generators.difflm.steering import column_cross_entropy, latent_information  # noqa: E402
+from hf_synth.generators.difflm.vae import padded, previous_tokens, prompted_logits  # noqa: E402
 from hf_synth.tokenizer import encode_record_with_columns  # noqa: E402
-
-
-def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[list[str]]) -> dict[str, float]:
-    """Mean over rows of each column's summed token cross-entropy."""
-    log_probs = torch.log_softmax(logits, -1).gather(2, ids.unsqueeze(2)).squeeze(2)
-    out: dict[str, float] = collections.defaultdict(float)
-    for row, names in enumerate(columns):
-        for position, name in enumerate(names):
-            out[name or "{}"] -= float(log_probs[row, position]) / len(columns)
-    return out
 
 
 def main() -> None:
@@ -77,21 +67,18 @@ def main() -> None:
     ids, mask = padded([e[0] for e in encoded], lm.vocab.pad_id)
     columns = [e[1] for e in encoded]
     inputs = generator._encoder_inputs(rows)
-    embed = decoder.get_input_embeddings()
     previous = previous_tokens(ids).flatten()
 
-    def logits_of(prefix: torch.Tensor, offsets: bool = True) -> torch.Tensor:
-        embeds = torch.cat([prefix, embed(ids)], dim=1)
-        attention = torch.cat([mask.new_ones((len(rows), prefix.shape[1])), mask], dim=1)
-        logits = decoder(inputs_embeds=embeds, attention_mask=attention).logits[:, prefix.shape[1] - 1 : -1]
-        return vae.add_bias(previous, logits.flatten(0, 1)).view_as(logits) if offsets else logits.float()
+    def logits_of(prefix: torch.Tensor) -> torch.Tensor:
+        logits = prompted_logits(decoder, prefix, ids, mask)
+        return vae.add_bias(previous, logits.flatten(0, 1)).view_as(logits)
 
+    measured = latent_information(vae, decoder, lm.vocab, generator.schema, rows, generator._encoder_inputs)
+    plain = {name: m["decoder"] for name, m in measured.items()}
+    latent = {name: m["latent"] for name, m in measured.items()}
     with torch.no_grad():
         mu, _ = vae.encoder(inputs["encoder_ids"], inputs["encoder_mask"])
         latent_prompt = vae.injection(mu.float())
-        slots = vae.injection.slot_embedding.expand_as(latent_prompt)
-        plain = column_cross_entropy(logits_of(slots, offsets=False), ids, columns)
-        latent = column_cross_entropy(logits_of(latent_prompt), ids, columns)
     delta = torch.zeros_like(latent_prompt, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=0.01)
     real_tokens = mask.float()
@@ -102,7 +89,8 @@ def main() -> None:
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        free = column_cross_entropy(logits_of(latent_prompt + delta), ids, columns)
+        free = {name: value / len(rows) for name, value in
+                column_cross_entropy(logits_of(latent_prompt + delta), ids, columns).items() if name in plain}
 
     print(f"{'column':<28} {'recon':<22} {'plain':>7} {'latent':>7} {'free':>7}   (nats per row, {len(rows)} rows)")
     for name in plain:

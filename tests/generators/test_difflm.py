@@ -118,6 +118,49 @@ def _calibrated(fitted, batch, kind):
     return probabilities, result
 
 
+def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
+    from hf_synth.generators.difflm.steering import latent_information
+
+    measured = fitted.training_info["latent_information"]
+    assert list(measured) == list(fitted.schema.fields)
+    assert all(m["saved"] == pytest.approx(m["other_latent"] - m["latent"], abs=2e-4) for m in measured.values())
+    assert "What the latent tells the decoder, in nats per validation row" in fitted.model_card()
+
+    # an untrained VAE (zero projection, no offsets) is exactly the decoder alone, whatever the latent
+    rows = adult.select(range(40)).to_list()
+    blank = copy.deepcopy(fitted.vae)
+    with torch.no_grad():
+        blank.injection.projection.weight.zero_()
+        blank.injection.projection.bias.zero_()
+        blank.output_bias.zero_()
+    blank.clear_context_bias()
+    measure = lambda vae: latent_information(vae, fitted.lm.model, fitted.lm.vocab, fitted.schema, rows,  # noqa: E731
+                                             fitted._encoder_inputs)
+    nothing = measure(blank)
+    assert all(abs(m["saved"]) < 1e-3 and abs(m["latent"] - m["decoder"]) < 1e-3 for m in nothing.values())
+
+    # a VAE trained further to remember these rows saves more than the fitted one
+    from hf_synth.generators.difflm.vae import padded
+
+    torch.manual_seed(0)
+    remembering = copy.deepcopy(fitted.vae)
+    ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
+    batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
+    optimizer = torch.optim.Adam([p for p in remembering.parameters() if p.requires_grad], lr=1e-2)
+    remembering.train()
+    for _ in range(100):
+        optimizer.zero_grad()
+        remembering.loss(fitted.lm.model, batch, beta=0.0, sample=False)["loss"].backward()
+        optimizer.step()
+    remembered = measure(remembering)
+    assert [m["decoder"] for m in remembered.values()] == [m["decoder"] for m in nothing.values()]
+    assert sum(m["saved"] for m in remembered.values()) > 0.02 + sum(m["saved"] for m in measure(fitted.vae).values())
+    # the same row six times: no row's latent knows more than another's
+    same = latent_information(remembering, fitted.lm.model, fitted.lm.vocab, fitted.schema, rows[:1] * 6,
+                              fitted._encoder_inputs)
+    assert all(abs(m["saved"]) < 1e-4 for m in same.values())
+
+
 def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
     from hf_synth.generators.difflm.vae import padded, previous_tokens
     from hf_synth.tokenizer import encode_record

@@ -74,6 +74,11 @@ class LatentInjection(nn.Module):
         self.prefix = nn.Parameter(self.slot_embedding.expand(1, config.prefix_length, hidden).clone()) \
             if config.prefix_length else None
 
+    @property
+    def slots(self) -> int:
+        """Input positions the latent takes: the learned prefix plus the soft prompt."""
+        return self.num_virtual_tokens + (0 if self.prefix is None else self.prefix.shape[1])
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch = z.shape[0]
         soft = self.slot_embedding + self.projection(z).view(batch, self.num_virtual_tokens, -1)  # (B, k, H)
@@ -115,12 +120,7 @@ class DiffLMVAE(nn.Module):
 
     def decoder_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Float32 logits, without offsets, at the positions that predict each record token: ``(B, T, V)``."""
-        prefix = self.injection(z)  # (B, P, H)
-        tokens = decoder.get_input_embeddings()(batch["decoder_ids"])  # (B, T, H)
-        embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
-        slots = prefix.shape[1]
-        mask = torch.cat([batch["decoder_mask"].new_ones((tokens.shape[0], slots)), batch["decoder_mask"]], dim=1)
-        return decoder(inputs_embeds=embeds, attention_mask=mask).logits[:, slots - 1 : -1].float()
+        return prompted_logits(decoder, self.injection(z), batch["decoder_ids"], batch["decoder_mask"]).float()
 
     def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """:meth:`decoder_logits` plus the output bias and the offsets by previous token: ``(B, T, V)``."""
@@ -141,6 +141,15 @@ class DiffLMVAE(nn.Module):
         cross_entropy = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         return {"loss": cross_entropy + beta * kl, "cross_entropy": cross_entropy, "kl": kl}
+
+
+def prompted_logits(decoder: nn.Module, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The decoder's logits at the positions that predict ``ids`` ``(B, T)`` (mask ``(B, T)``), read
+    after ``prefix`` ``(B, P, H)``: ``(B, T, V)``."""
+    tokens = decoder.get_input_embeddings()(ids)  # (B, T, H)
+    embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
+    attention = torch.cat([mask.new_ones((len(ids), prefix.shape[1])), mask], dim=1)
+    return decoder(inputs_embeds=embeds, attention_mask=attention).logits[:, prefix.shape[1] - 1 : -1]
 
 
 def previous_tokens(ids: torch.Tensor) -> torch.Tensor:

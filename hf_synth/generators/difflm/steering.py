@@ -1,0 +1,72 @@
+"""What DiffLM's latent tells its frozen decoder, column by column.
+
+Each column's tokens of a set of records are read teacher-forced, with the calibrated offsets, by
+the decoder steered by the soft prompt of the record's own latent mean and by that of another
+record. The difference in cross-entropy, in nats per record, is what the latent knows of that
+column of that record, beyond what the columns written before it tell the decoder. The decoder
+alone (its plain input slots, as it was trained) is read too, for reference.
+
+A column the latent leaves near zero is drawn by the decoder from what came before it, through a
+soft prompt that can weaken that dependence; ``decoder_columns`` hands such columns to the decoder
+alone. On Beijing PM2.5 the calendar columns are such columns (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import torch
+
+from ...schema import RecordSchema
+from ...tokenizer import PieceVocab, encode_record_with_columns
+from .vae import DiffLMVAE, padded, prompted_logits
+
+
+def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[list[str]]) -> dict[str, float]:
+    """Summed cross-entropy of each column's tokens ``ids`` ``(B, T)`` under ``logits`` ``(B, T, V)``,
+    per record; ``columns[b][t]`` names the column of token ``t`` of record ``b`` (``""``: braces)."""
+    log_probs = torch.log_softmax(logits.float(), -1).gather(2, ids.unsqueeze(2)).squeeze(2)  # (B, T)
+    out: dict[str, float] = collections.defaultdict(float)
+    for row, names in enumerate(columns):
+        for position, name in enumerate(names):
+            out[name] -= float(log_probs[row, position])
+    return out
+
+
+@torch.no_grad()
+def latent_information(vae: DiffLMVAE, decoder: torch.nn.Module, vocab: PieceVocab, schema: RecordSchema,
+                       records: list[dict], encoder_inputs, batch_size: int = 256) -> dict[str, dict[str, float]]:
+    """Per column, in the decoder's order, the cross-entropy in nats per record of the decoder alone
+    (``"decoder"``), of the decoder steered by another record's latent (``"other_latent"``) and by the
+    record's own (``"latent"``), and what the record's own latent saves against another's
+    (``"saved"``): what the latent knows of that record's column, apart from what any soft prompt
+    and the offsets do to the decoder.
+
+    ``encoder_inputs`` maps a list of records to the encoder's ``encoder_ids`` / ``encoder_mask``.
+    """
+    vae.eval()
+    device = next(decoder.parameters()).device
+    means = []
+    for first in range(0, len(records), batch_size):
+        inputs = encoder_inputs(records[first : first + batch_size])
+        means.append(vae.encoder(inputs["encoder_ids"].to(device), inputs["encoder_mask"].to(device))[0].float())
+    own = torch.cat(means)  # (N, d)
+    other = own.roll(1, dims=0)  # each record steered by its neighbour's latent
+    totals: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+    for first in range(0, len(records), batch_size):
+        chunk = records[first : first + batch_size]
+        encoded = [encode_record_with_columns(vocab, schema, r) for r in chunk]
+        ids, mask = (t.to(device) for t in padded([e[0] for e in encoded], vocab.pad_id))
+        columns = [e[1] for e in encoded]
+        batch = {"decoder_ids": ids, "decoder_mask": mask}
+        # the slots as they were while the decoder trained
+        slots = vae.injection.slot_embedding.expand(len(chunk), vae.injection.slots, -1)
+        for kind, logits in (("decoder", prompted_logits(decoder, slots, ids, mask)),
+                             ("other_latent", vae.record_logits(decoder, other[first : first + len(chunk)], batch)),
+                             ("latent", vae.record_logits(decoder, own[first : first + len(chunk)], batch))):
+            for name, value in column_cross_entropy(logits, ids, columns).items():
+                totals[name][kind] += value
+    count = max(1, len(records))
+    return {name: {**{kind: round(totals[name][kind] / count, 4) for kind in ("decoder", "other_latent", "latent")},
+                   "saved": round((totals[name]["other_latent"] - totals[name]["latent"]) / count, 4)}
+            for name in schema.fields if name in totals}
