@@ -8,7 +8,9 @@ For ``--rows`` training rows of a fitted DiffLM generator, prints per column:
   its ``<bos>`` slots (``plain``: no latent), with the soft prompt of the row's latent mean
   (``latent``), and with a soft prompt optimised freely for each row (``free``: what the frozen
   decoder could follow at best). A column the free prompt cannot move is one the decoder predicts
-  without reading its context.
+  without reading its context;
+* ``saved``: what the row's own latent saves against another row's (``latent_information``, the
+  figure the model card reports).
 
     python benchmarks/difflm_steering.py --dataset beijing --generator benchmarks/out/tables/beijing/difflm_tl/generator
 """
@@ -92,10 +94,12 @@ def main() -> None:
         free = {name: value / len(rows) for name, value in
                 column_cross_entropy(logits_of(latent_prompt + delta), ids, columns).items() if name in plain}
 
-    print(f"{'column':<28} {'recon':<22} {'plain':>7} {'latent':>7} {'free':>7}   (nats per row, {len(rows)} rows)")
+    saved = {name: m["saved"] for name, m in measured.items()}
+    print(f"{'column':<28} {'recon':<22} {'plain':>7} {'latent':>7} {'free':>7} {'saved':>7}   (nats per row, {len(rows)} rows)")
     for name in plain:
-        print(f"{name:<28} {recon.get(name, ''):<22} {plain[name]:7.3f} {latent[name]:7.3f} {free[name]:7.3f}")
-    print(f"{'total':<28} {'':<22} {sum(plain.values()):7.2f} {sum(latent.values()):7.2f} {sum(free.values()):7.2f}")
+        print(f"{name:<28} {recon.get(name, ''):<22} {plain[name]:7.3f} {latent[name]:7.3f} {free[name]:7.3f} {saved[name]:7.3f}")
+    print(f"{'total':<28} {'':<22} {sum(plain.values()):7.2f} {sum(latent.values()):7.2f} {sum(free.values()):7.2f} "
+          f"{sum(saved.values()):7.2f}")
 
 
 if __name__ == "__main__":
