@@ -79,9 +79,6 @@ def _build_parser() -> argparse.ArgumentParser:
     difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     difflm.add_argument("--calibration", default=None, choices=["context", "token", "none"],
                         help="logit offsets fitted after the VAE (default: context)")
-    difflm.add_argument("--decoder-columns", default=None, type=_column_list,
-                        help="comma-separated columns the decoder draws alone, given the rest of each row (written "
-                             "after the others; the latent does not carry them)")
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")
@@ -210,7 +207,7 @@ def _write_curation_report(path: str | None, report: Any) -> None:
 DIFFLM_FLAGS = {"decoder": "decoder", "encoder": "encoder", "latent_dim": "latent_dim", "virtual_tokens": "num_virtual_tokens",
                 "prefix_length": "prefix_length", "beta_max": "beta_max", "beta_min": "beta_min",
                 "diffusion_steps": "diffusion_steps", "sampling_steps": "sampling_steps", "prior": "prior",
-                "calibration": "calibration", "decoder_columns": "decoder_columns"}
+                "calibration": "calibration"}
 
 
 def _column_list(text: str) -> list[str]:

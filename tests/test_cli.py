@@ -54,7 +54,7 @@ def test_fit_difflm_with_its_knobs(small_csv, tmp_path, capsys):
     code = main(["fit", "--method", "difflm", "--dataset", small_csv, "--columns", "age,sex,income", "--epochs", "2",
                  "--latent-dim", "6", "--virtual-tokens", "3", "--prefix-length", "1", "--beta-max", "0.05",
                  "--beta-min", "0.001", "--diffusion-steps", "40", "--sampling-steps", "6", "--calibration", "token", "--target-columns", "income",
-                 "--column-order", "dependence", "--decoder-columns", "sex",
+                 "--column-order", "dependence",
                  "--no-progress",
                  "--out", out, "--set", "encoder_layers=1", "encoder_hidden=32", "encoder_heads=2",
                  "diffusion_hidden=32", 'decoder_options={"n_layer": 1, "n_embd": 32, "n_head": 2, "epochs": 1}'])
@@ -63,10 +63,10 @@ def test_fit_difflm_with_its_knobs(small_csv, tmp_path, capsys):
     assert saved["generator_class"] == "DiffLMGenerator"
     assert {k: saved["config"][k] for k in ("latent_dim", "num_virtual_tokens", "prefix_length", "beta_max",
                                             "beta_min", "diffusion_steps", "sampling_steps", "vae_epochs", "calibration",
-                                            "target_columns", "column_order", "decoder_columns")} == \
+                                            "target_columns", "column_order")} == \
         {"latent_dim": 6, "num_virtual_tokens": 3, "prefix_length": 1, "beta_max": 0.05, "beta_min": 0.001,
          "diffusion_steps": 40, "sampling_steps": 6, "vae_epochs": 2, "calibration": "token", "target_columns": ["income"],
-         "column_order": "dependence", "decoder_columns": ["sex"]}
+         "column_order": "dependence"}
     assert saved["training"]["calibration"]["kind"] == "token"
     rows = str(tmp_path / "rows.csv")
     assert main(["sample", out, "-n", "5", "--seed", "0", "--no-progress", "--out", rows]) == 0

@@ -482,14 +482,13 @@ def _with_causal_lm_loss(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def check_target_columns(targets: list[str] | None, columns: list[str], field: str = "target_columns") -> None:
-    """Columns predicted from the others (``target_columns``, or the ``field`` named) must be columns
-    of the data, and leave at least one column besides."""
+def check_target_columns(targets: list[str] | None, columns: list[str]) -> None:
+    """``target_columns`` must be columns of the data, and leave at least one column besides."""
     unknown = [c for c in targets or () if c not in columns]
     if unknown:
-        raise SchemaError(f"{field} {unknown} are not columns of the data; columns: {list(columns)}")
+        raise SchemaError(f"target_columns {unknown} are not columns of the data; columns: {list(columns)}")
     if targets and len(targets) == len(columns):
-        raise SchemaError(f"{field} name every column; they are predicted from the other columns")
+        raise SchemaError("target_columns name every column; a target is predicted from the other columns")
 
 
 def split_records(records: list[dict], seed: int, validation_size: float, max_validation_rows: int,

@@ -12,7 +12,7 @@ import torch
 from hf_synth import AutoGenerator, DiffLMGenerator, DiffLMGeneratorConfig, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import HFSynthError, SchemaError
-from hf_synth.tokenizer import encode_record, encode_record_with_columns
+from hf_synth.tokenizer import encode_record
 
 from generator_checks import reloaded_writes_and_samples_the_same
 
@@ -416,60 +416,6 @@ def test_column_order_reaches_the_decoder(adult, tmp_path):
         in loaded.model_card()
     with pytest.raises(ConfigError, match="column_order"):
         DiffLMGenerator(column_order="shuffled")
-
-
-def test_decoder_columns_are_drawn_by_the_decoder_alone(adult, tmp_path):
-    generator = DiffLMGenerator(**TINY, decoder_columns=["age"], target_columns="income").fit(adult, progress=False)
-    order = ["sex", "education", "hours-per-week", "age", "income"]
-    assert list(generator.schema.fields) == order  # after the latent's columns, before the targets
-    assert generator.lm.config.target_columns == ["age", "income"]  # what the decoder predicts from the rest
-    rows = adult.select(range(6)).to_list()
-    assert torch.equal(generator.encode(rows), generator.encode([{**r, "age": r["age"] + 7} for r in rows]))
-    assert not torch.equal(generator.encode(rows), generator.encode([{**r, "sex": "Female"} for r in rows]))
-
-    sampled = generator.sample(80, seed=3, progress=False)
-    assert valid(generator, sampled) and sampled.features == adult.features
-    latent_only = _with_config(generator, decoder_columns=None, redraw_targets=False).sample(80, seed=3, progress=False)
-    kept = ["sex", "education", "hours-per-week"]  # the latent drew these, as without the redraw
-    assert [[r[c] for c in kept] for r in sampled.to_list()] == [[r[c] for c in kept] for r in latent_only.to_list()]
-
-    # near-greedy, a row's age starts with the token the decoder alone (its <bos> slots, no latent,
-    # no offsets) finds most likely after the latent's columns
-    lm = generator.lm
-    greedy_model = _with_config(generator, temperature=1e-4)
-    greedy_model.lm = copy.copy(lm)
-    greedy_model.lm.config = lm.config.replace(sample_dtype="float32")
-    greedy = greedy_model.sample(80, seed=3, progress=False).to_list()
-    def first_age_token(row: dict) -> tuple[list[int], int]:
-        ids, columns = encode_record_with_columns(lm.vocab, generator.schema, row)
-        return ids, columns.index("age")  # the age key with its first digit
-
-    starts = torch.tensor(sorted({ids[at] for ids, at in map(first_age_token, adult.to_list())}))
-    agree = 0
-    with torch.no_grad():
-        for row in greedy:
-            ids, at = first_age_token(row)
-            sequence = [lm.vocab.bos_id] * generator.config.slots + ids
-            logits = lm.model(input_ids=torch.tensor([sequence[: generator.config.slots + at]])).logits[0, -1]
-            agree += int(starts[logits[starts].argmax()]) == ids[at]
-    assert agree >= 0.9 * len(greedy)
-
-    fixed = generator.sample(20, seed=0, conditions={"age": 44}, progress=False)
-    assert set(fixed["age"]) == {44} and valid(generator, fixed)
-    loaded = reloaded_writes_and_samples_the_same(generator, str(tmp_path / "g"), generator.sample(30, seed=0, progress=False))
-    assert "Decoder columns `age`: the encoder does not read them, and the decoder alone draws them" in loaded.model_card()
-
-
-def test_decoder_columns_bad_input(adult):
-    with pytest.raises(SchemaError, match="decoder_columns .* not columns of the data"):
-        DiffLMGenerator(**{**TINY, "decoder_columns": ["salary"]}).fit(adult, progress=False)
-    with pytest.raises(SchemaError, match="every column"):
-        DiffLMGenerator(**{**TINY, "decoder_columns": COLUMNS[:4], "target_columns": "hours-per-week"}).fit(adult, progress=False)
-    with pytest.raises(ConfigError, match="both decoder_columns and target_columns"):
-        DiffLMGenerator(decoder_columns=["age", "income"], target_columns="income")
-    with pytest.raises(ConfigError, match="decoder_columns"):
-        DiffLMGenerator(decoder_columns="age", decoder="gpt2")
-    assert DiffLMGenerator(decoder_columns="age").config.redrawn_columns == ["age"]
 
 
 def test_target_columns_bad_input(adult):

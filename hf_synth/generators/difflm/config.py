@@ -57,14 +57,6 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             from a latent that encoded it loses part of its dependence on the features: on UCI
             Adult the AUC of a model trained on the rows went from 0.908 to 0.914
             (benchmarks/RESULTS.md).
-        decoder_columns: Columns the decoder draws alone, given the rest of each row. The decoder
-            trained here writes them after the others (before ``target_columns``), the encoder never
-            reads them, and every sampled row gets them from the decoder with its own input slots
-            once the latent has drawn the rest. For columns the latent does not carry, which a soft
-            prompt cannot steer well (on Beijing PM2.5 the calendar: a row decoded from its own
-            latent keeps its hour 6-9 % of the time), the decoder's own conditionals keep their
-            dependence on the columns drawn before them, which the soft prompt weakens
-            (benchmarks/RESULTS.md). Needs the decoder trained on the data (``decoder=None``).
         redraw_targets: See ``target_columns``. Reads each row again: on Default of credit card
             clients ~700 -> ~510 rows/s (2 CPU cores) for AUC 0.753 -> 0.762; on UCI Adult AUC
             0.911 -> 0.914. Needs the decoder trained on the data (``decoder=None``).
@@ -113,7 +105,6 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     sampling_steps: int = 50
     prior: str = "diffusion"
     target_columns: list | None = None
-    decoder_columns: list | None = None
     redraw_targets: bool = True
     column_order: list | str = "natural"
     sample_batch_size: int = 2048
@@ -147,17 +138,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"{name}.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         self.target_columns = column_names(self, "target_columns")
-        self.decoder_columns = column_names(self, "decoder_columns")
         check_column_order(self)
-        both = sorted(set(self.decoder_columns or ()) & set(self.target_columns or ()))
-        if both:
-            raise ConfigError(f"{name}: {both} are in both decoder_columns and target_columns; a column is one or the other")
         if self.target_columns and self.redraw_targets and self.decoder is not None:
             raise ConfigError(f"{name}.redraw_targets draws the targets from the decoder trained on the data; a "
                               "pretrained decoder never saw the records (leave decoder=None, or redraw_targets=False)")
-        if self.decoder_columns and self.decoder is not None:
-            raise ConfigError(f"{name}.decoder_columns are drawn by the decoder trained on the data; a pretrained "
-                              "decoder never saw the records (leave decoder=None)")
         if self.decoder_options is not None:
             if self.decoder is not None:
                 raise ConfigError(f"{name}.decoder_options configure the decoder trained from scratch; "
@@ -171,18 +155,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         """Input positions taken by the injected latent: the learned prefix plus the soft prompt."""
         return self.prefix_length + self.num_virtual_tokens
 
-    @property
-    def redrawn_columns(self) -> list[str]:
-        """The columns each sampled row gets from the decoder alone: ``decoder_columns``, then the
-        targets when ``redraw_targets``."""
-        return [*(self.decoder_columns or ()), *((self.target_columns or ()) if self.redraw_targets else ())]
-
     def lm_options(self) -> dict:
-        """LMGeneratorConfig fields of the decoder trained from scratch. The decoder's own targets are
-        every column it predicts from the others: ``decoder_columns``, then ``target_columns``."""
+        """LMGeneratorConfig fields of the decoder trained from scratch."""
         options = dict(self.decoder_options or {})
-        targets = [*(self.decoder_columns or ()), *(self.target_columns or ())] or None
-        shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device, "target_columns": targets,
+        shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device, "target_columns": self.target_columns,
                   "column_order": self.column_order,
                   # the same validation rows as the VAE's: the decoder never trains on them
                   "validation_size": self.validation_size, "max_validation_rows": self.max_validation_rows}

@@ -88,9 +88,6 @@ class DiffLMGenerator(BaseGenerator):
                               f"{config.validation_size} leave {len(train_rows)} for training")
         encoder_tokenizer = self._load_encoder_tokenizer()  # fail on a bad id before any training
         check_target_columns(config.target_columns, data.column_names)
-        check_target_columns(config.decoder_columns, data.column_names, "decoder_columns")
-        check_target_columns([*(config.decoder_columns or ()), *(config.target_columns or ())], data.column_names,
-                             "decoder_columns and target_columns together")
 
         # 1. the decoder: trained here, then frozen; or a pretrained one, frozen as it is
         lm = self._decoder_generator()
@@ -234,9 +231,9 @@ class DiffLMGenerator(BaseGenerator):
 
     def _encoder_inputs(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         """What the encoder reads: the decoder's record tokens, or a pretrained encoder's tokens of the
-        JSON text; without ``decoder_columns`` and ``target_columns``, so that the latent never carries them."""
-        left_out = {*(self.config.decoder_columns or ()), *(self.config.target_columns or ())}
-        columns = [c for c in self.schema.fields if c not in left_out]
+        JSON text; without ``target_columns``, so that the latent never carries them."""
+        targets = set(self.config.target_columns or ())
+        columns = [c for c in self.schema.fields if c not in targets]
         if self.encoder_tokenizer is None:
             ids, mask = padded([encode_record(self.lm.vocab, self.schema, r, columns) for r in rows], self.lm.vocab.pad_id)
             return {"encoder_ids": ids, "encoder_mask": mask}
@@ -342,23 +339,24 @@ class DiffLMGenerator(BaseGenerator):
 
         records, report = sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
                                          nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
-        if config.redrawn_columns:
-            self._redraw(config.redrawn_columns, rows, records, report, seed=seed, nonnull=nonnull, **decoding)
+        if config.target_columns and config.redraw_targets:
+            self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
         return records, report
 
-    def _redraw(self, columns: list[str], rows: list[dict], records: list[dict], report: SamplingReport, *, seed: int,
-                nonnull: list[tuple] | None, **options: Any) -> None:
-        """Draw ``columns`` of ``records`` (in place) again from the decoder alone, given the rest of
-        each row; a column the caller fixed in ``rows`` stays."""
+    def _redraw_targets(self, rows: list[dict], records: list[dict], report: SamplingReport, *, seed: int,
+                        nonnull: list[tuple] | None, **options: Any) -> None:
+        """Draw ``target_columns`` of ``records`` (in place) again from the decoder alone, given the
+        rest of each row; a target the caller fixed in ``rows`` stays."""
         from ...streams import derive_seed
 
-        check_target_columns(columns, self.schema.columns, "decoder_columns and target_columns")  # a config changed after fitting
-        todo = [i for i, row in enumerate(rows) if any(c not in row for c in columns)]
+        targets = self.config.target_columns
+        check_target_columns(targets, self.schema.columns)  # a config changed after fitting
+        todo = [i for i, row in enumerate(rows) if any(c not in row for c in targets)]
         if not todo:
             return
         # the rest of the row, in column order: the decoder reads a record in that order when unconditioned
-        given = [{c: records[i][c] for c in self.schema.fields if c not in columns or c in rows[i]} for i in todo]
-        required = [tuple(c for c in nonnull[i] if c in columns) for i in todo] if nonnull else None
+        given = [{c: records[i][c] for c in self.schema.fields if c not in targets or c in rows[i]} for i in todo]
+        required = [tuple(c for c in nonnull[i] if c in targets) for i in todo] if nonnull else None
         redrawn, extra = self.lm._sample_rows(given, seed=derive_seed(seed, "target_columns"), nonnull=required,
                                               **options)
         for i, record in zip(todo, redrawn):
@@ -396,7 +394,7 @@ class DiffLMGenerator(BaseGenerator):
             saved = ", ".join(f"`{name}` {m['saved']:.2f}" for name, m in information.items())
             lines.append(f"What the latent tells the decoder, in nats per validation row that a row's own latent "
                          f"saves against another row's: {saved}. The decoder draws the columns near zero from the "
-                         "columns before them (`decoder_columns` hands them to the decoder alone).")
+                         "columns written before them.")
         if self.diffusion is not None:
             summary = info.get("diffusion") or {}
             lines.append(f"Prior: EDM latent diffusion ({config.diffusion_steps} training steps in "
@@ -408,10 +406,6 @@ class DiffLMGenerator(BaseGenerator):
             lines.append(f"Target columns {names}: the encoder does not read them"
                          + (", and they are drawn again from the decoder alone, given the rest of each row the latent "
                             "drew." if config.redraw_targets else "."))
-        if config.decoder_columns:
-            names = ", ".join(f"`{c}`" for c in config.decoder_columns)
-            lines.append(f"Decoder columns {names}: the encoder does not read them, and the decoder alone draws them, "
-                         "given the rest of each row the latent drew.")
         order = order_card_line(config.column_order, list(self.schema.fields))
         return lines + ([order] if order else [])
 

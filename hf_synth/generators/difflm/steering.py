@@ -6,9 +6,10 @@ record. The difference in cross-entropy, in nats per record, is what the latent 
 column of that record, beyond what the columns written before it tell the decoder. The decoder
 alone (its plain input slots, as it was trained) is read too, for reference.
 
-A column the latent leaves near zero is drawn by the decoder from what came before it, through a
-soft prompt that can weaken that dependence; ``decoder_columns`` hands such columns to the decoder
-alone. On Beijing PM2.5 the calendar columns are such columns (benchmarks/RESULTS.md).
+A column the latent leaves near zero is drawn by the decoder from the columns written before it.
+On Beijing PM2.5 the calendar columns are such columns, and on Default of credit card clients, in
+the ``"dependence"`` column order, the client's age, sex, education and marriage
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
