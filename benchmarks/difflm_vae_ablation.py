@@ -3,8 +3,8 @@
 Each run trains a new encoder, projection and output bias (``--options``: DiffLMGeneratorConfig
 fields, 2 VAE epochs unless set) against the decoder of ``--generator``, which is reused so that
 runs differ only in the VAE. It then decodes ``--rows`` rows from the encoder means of as many
-training rows (a perfect prior) and from z ~ N(0, I), and prints the fidelity of both as one JSON
-line.
+training rows (a perfect prior) and from z ~ N(0, I), and prints the fidelity of both and what the
+latent tells the decoder per column (``latent_information``) as one JSON line.
 
     python benchmarks/difflm_vae_ablation.py --generator benchmarks/out/tables/adult/difflm/generator \\
         --tag "beta 1.0" --options '{"beta_max": 1.0, "beta_min": 1.0}'
@@ -76,7 +76,8 @@ def main() -> None:
     sources = {"posterior means": generator.encode(examples), "N(0, I)": None}
     result = {"tag": args.tag, "options": options, "permute": args.permute, "freeze": args.freeze,
               "vae_seconds": round(fit_seconds), "vae": generator.training_info["vae"]["history"][-1],
-              "calibration": generator.training_info.get("calibration")}
+              "calibration": generator.training_info.get("calibration"),
+              "latent_saves": {name: m["saved"] for name, m in generator.training_info["latent_information"].items()}}
     for name, latents in sources.items():
         rows = generator.sample(args.rows, latents=latents, seed=0, progress=False).to_pandas()
         report = evaluate(train, rows, target=target, column_kinds=kinds, seed=0, metrics=["fidelity"], progress=False)
