@@ -40,9 +40,9 @@ from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
 from .calibration import fit_output_bias
-from .steering import latent_information
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
+from .steering import latent_information
 from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded
 from .vae_training import VAETrainingArguments, train_vae
 

@@ -22,6 +22,9 @@ from ...schema import RecordSchema
 from ...tokenizer import PieceVocab, encode_record_with_columns
 from .vae import DiffLMVAE, padded, prompted_logits
 
+#: Most logits (float32: 128 MiB) computed at once.
+LOGITS_BUDGET = 2**25
+
 
 def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[list[str]]) -> dict[str, float]:
     """Summed cross-entropy of each column's tokens ``ids`` ``(B, T)`` under ``logits`` ``(B, T, V)``,
@@ -47,27 +50,35 @@ def latent_information(vae: DiffLMVAE, decoder: torch.nn.Module, vocab: PieceVoc
     """
     vae.eval()
     device = next(decoder.parameters()).device
+    encoded = [encode_record_with_columns(vocab, schema, r) for r in records]
+    if not encoded:
+        return {}
+    # a pretrained decoder's vocabulary makes each row's logits large: keep a batch's to LOGITS_BUDGET
+    width = max(len(ids) for ids, _ in encoded)
+    vocab_size = decoder.get_output_embeddings().weight.shape[0]
+    batch_size = max(1, min(batch_size, LOGITS_BUDGET // (width * vocab_size)))
     means = []
     for first in range(0, len(records), batch_size):
         inputs = encoder_inputs(records[first : first + batch_size])
         means.append(vae.encoder(inputs["encoder_ids"].to(device), inputs["encoder_mask"].to(device))[0].float())
     own = torch.cat(means)  # (N, d)
-    other = own.roll(1, dims=0)  # each record steered by its neighbour's latent
+    latents = {"other_latent": own.roll(1, dims=0), "latent": own}  # each record also read with its neighbour's
     totals: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     for first in range(0, len(records), batch_size):
-        chunk = records[first : first + batch_size]
-        encoded = [encode_record_with_columns(vocab, schema, r) for r in chunk]
-        ids, mask = (t.to(device) for t in padded([e[0] for e in encoded], vocab.pad_id))
-        columns = [e[1] for e in encoded]
-        batch = {"decoder_ids": ids, "decoder_mask": mask}
-        # the slots as they were while the decoder trained
-        slots = vae.injection.slot_embedding.expand(len(chunk), vae.injection.slots, -1)
-        for kind, logits in (("decoder", prompted_logits(decoder, slots, ids, mask)),
-                             ("other_latent", vae.record_logits(decoder, other[first : first + len(chunk)], batch)),
-                             ("latent", vae.record_logits(decoder, own[first : first + len(chunk)], batch))):
+        chunk = encoded[first : first + batch_size]
+        ids, mask = (t.to(device) for t in padded([ids for ids, _ in chunk], vocab.pad_id))
+        columns = [names for _, names in chunk]
+        for kind in ("decoder", "other_latent", "latent"):
+            if kind == "decoder":  # the slots as they were while the decoder trained
+                slots = vae.injection.slot_embedding.expand(len(chunk), vae.injection.slots, -1)
+                logits = prompted_logits(decoder, slots, ids, mask)
+            else:
+                z = latents[kind][first : first + len(chunk)]
+                logits = vae.record_logits(decoder, z, {"decoder_ids": ids, "decoder_mask": mask})
             for name, value in column_cross_entropy(logits, ids, columns).items():
                 totals[name][kind] += value
-    count = max(1, len(records))
+            del logits
+    count = len(records)
     return {name: {**{kind: round(totals[name][kind] / count, 4) for kind in ("decoder", "other_latent", "latent")},
                    "saved": round((totals[name]["other_latent"] - totals[name]["latent"]) / count, 4)}
             for name in schema.fields if name in totals}
