@@ -68,19 +68,18 @@ def main() -> None:
     encoded = [encode_record_with_columns(lm.vocab, generator.schema, r) for r in rows]
     ids, mask = padded([e[0] for e in encoded], lm.vocab.pad_id)
     columns = [e[1] for e in encoded]
-    inputs = generator._encoder_inputs(rows)
     previous = previous_tokens(ids).flatten()
 
     def logits_of(prefix: torch.Tensor) -> torch.Tensor:
         logits = prompted_logits(decoder, prefix, ids, mask)
         return vae.add_bias(previous, logits.flatten(0, 1)).view_as(logits)
 
-    measured = latent_information(vae, decoder, lm.vocab, generator.schema, rows, generator._encoder_inputs)
+    mu = generator.encode(rows)
+    measured = latent_information(vae, decoder, lm.vocab, generator.schema, rows, mu)
     plain = {name: m["decoder"] for name, m in measured.items()}
     latent = {name: m["latent"] for name, m in measured.items()}
     with torch.no_grad():
-        mu, _ = vae.encoder(inputs["encoder_ids"], inputs["encoder_mask"])
-        latent_prompt = vae.injection(mu.float())
+        latent_prompt = vae.injection(mu)
     delta = torch.zeros_like(latent_prompt, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=0.01)
     real_tokens = mask.float()

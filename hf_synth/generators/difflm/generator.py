@@ -145,11 +145,11 @@ class DiffLMGenerator(BaseGenerator):
             calibration = fit_output_bias(vae, decoder, (b for chunk in chunks for b in chunk), device,
                                           kind=config.calibration)
 
+        train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
         # what the latent tells the decoder, column by column (the model card reports it)
-        information = latent_information(vae, decoder, lm.vocab, lm.schema, val_rows, self._encoder_inputs)
+        information = latent_information(vae, decoder, lm.vocab, lm.schema, val_rows, val_mu)
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
-        train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
         self.diffusion, diffusion_history = None, None
         if config.prior == "diffusion":
             self.diffusion = LatentDiffusion(DiffusionConfig(

@@ -39,14 +39,12 @@ def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[
 
 @torch.no_grad()
 def latent_information(vae: DiffLMVAE, decoder: torch.nn.Module, vocab: PieceVocab, schema: RecordSchema,
-                       records: list[dict], encoder_inputs, batch_size: int = 256) -> dict[str, dict[str, float]]:
+                       records: list[dict], means: torch.Tensor, batch_size: int = 256) -> dict[str, dict[str, float]]:
     """Per column, in the decoder's order, the cross-entropy in nats per record of the decoder alone
     (``"decoder"``), of the decoder steered by another record's latent (``"other_latent"``) and by the
     record's own (``"latent"``), and what the record's own latent saves against another's
     (``"saved"``): what the latent knows of that record's column, apart from what any soft prompt
-    and the offsets do to the decoder.
-
-    ``encoder_inputs`` maps a list of records to the encoder's ``encoder_ids`` / ``encoder_mask``.
+    and the offsets do to the decoder. ``means`` ``(N, d)`` are the records' latent means.
     """
     vae.eval()
     device = next(decoder.parameters()).device
@@ -57,27 +55,23 @@ def latent_information(vae: DiffLMVAE, decoder: torch.nn.Module, vocab: PieceVoc
     width = max(len(ids) for ids, _ in encoded)
     vocab_size = decoder.get_output_embeddings().weight.shape[0]
     batch_size = max(1, min(batch_size, LOGITS_BUDGET // (width * vocab_size)))
-    means = []
-    for first in range(0, len(records), batch_size):
-        inputs = encoder_inputs(records[first : first + batch_size])
-        means.append(vae.encoder(inputs["encoder_ids"].to(device), inputs["encoder_mask"].to(device))[0].float())
-    own = torch.cat(means)  # (N, d)
-    latents = {"other_latent": own.roll(1, dims=0), "latent": own}  # each record also read with its neighbour's
+    own = means.float().to(device)
+    other = own.roll(1, dims=0)  # each record is also read with its neighbour's latent
     totals: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     for first in range(0, len(records), batch_size):
         chunk = encoded[first : first + batch_size]
         ids, mask = (t.to(device) for t in padded([ids for ids, _ in chunk], vocab.pad_id))
         columns = [names for _, names in chunk]
-        for kind in ("decoder", "other_latent", "latent"):
-            if kind == "decoder":  # the slots as they were while the decoder trained
-                slots = vae.injection.slot_embedding.expand(len(chunk), vae.injection.slots, -1)
-                logits = prompted_logits(decoder, slots, ids, mask)
-            else:
-                z = latents[kind][first : first + len(chunk)]
-                logits = vae.record_logits(decoder, z, {"decoder_ids": ids, "decoder_mask": mask})
-            for name, value in column_cross_entropy(logits, ids, columns).items():
+        batch = {"decoder_ids": ids, "decoder_mask": mask}
+        rows = slice(first, first + len(chunk))
+        # the decoder alone reads its slots as they were while it trained
+        slots = vae.injection.slot_embedding.expand(len(chunk), vae.injection.slots, -1)
+        readers = {"decoder": lambda: prompted_logits(decoder, slots, ids, mask),
+                   "other_latent": lambda: vae.record_logits(decoder, other[rows], batch),
+                   "latent": lambda: vae.record_logits(decoder, own[rows], batch)}
+        for kind, read in readers.items():  # one (B, T, V) tensor at a time
+            for name, value in column_cross_entropy(read(), ids, columns).items():
                 totals[name][kind] += value
-            del logits
     count = len(records)
     return {name: {**{kind: round(totals[name][kind] / count, 4) for kind in ("decoder", "other_latent", "latent")},
                    "saved": round((totals[name]["other_latent"] - totals[name]["latent"]) / count, 4)}
