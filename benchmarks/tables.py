@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from hf_synth import AutoGenerator, DiffLMGenerator, LMGenerator, evaluate
+from hf_synth.precision import cpu_has_native_bf16
 
 DATA = "../shared/data"
 #: target, task, conventional categorical columns (integers that name categories)
@@ -148,8 +149,10 @@ def main() -> None:
         synthetic = generator.sample(len(train), seed=args.seed, progress=False).to_pandas()
         sample_seconds = time.perf_counter() - start
         record(name, synthetic, {"fit_seconds": round(fit_seconds, 1), "rows_per_second": round(len(train) / sample_seconds),
+                                   "native_bf16": cpu_has_native_bf16(),
                                    "training": {k: v for k, v in generator.training_info.items() if k != "history"}})
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads")
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+          f"native bf16 (bf16 training and sampling): {cpu_has_native_bf16()}")
 
 
 def datasets_from(frame: pd.DataFrame):

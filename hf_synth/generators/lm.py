@@ -23,6 +23,7 @@ from ..configuration import ConfigError, GeneratorConfig, check_column_order, co
 from ..constraints import RecordGrammar
 from ..errors import GeneratorLoadError, HFSynthError, SchemaError
 from ..io import load_input
+from ..precision import cpu_has_native_bf16
 from ..sampling import DecodingOptions, SamplingReport, sample_records
 from ..schema import RecordSchema, readable_path
 from ..tokenizer import (PieceVocab, PretrainedVocab, RecordTokenizer, column_token_counts, encode_record,
@@ -69,11 +70,11 @@ class LMGeneratorConfig(GeneratorConfig):
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast for a model
             trained from scratch on hardware with native bf16 (a CUDA GPU that supports it, or a CPU
-            with AMX, where it trains ~1.5x faster); full precision otherwise.
+            with AMX or AVX512-BF16, where it trains ~1.5-2x faster); full precision otherwise.
         sample_batch_size: Rows decoded together while sampling.
         sample_dtype: ``"float32"``, ``"bfloat16"`` or ``"auto"``: for a model trained from scratch,
-            a bfloat16 copy on CPUs with native bf16 matrix units (AMX), where it samples ~1.5x
-            faster; float32 elsewhere.
+            a bfloat16 copy on CPUs with native bf16 dot products (AMX or AVX512-BF16), where it
+            samples ~1.3-1.5x faster; float32 elsewhere.
         temperature, top_p: Sampling temperature and nucleus threshold.
         target_columns: Columns a downstream model will predict (e.g. a label). The model writes
             them after the other columns, so it learns them given the whole row; the tokens of the
@@ -300,7 +301,7 @@ class LMGenerator(BaseGenerator):
             return "no"
         if torch.cuda.is_available() and self.config.device != "cpu":
             return "bf16" if torch.cuda.is_bf16_supported() else "no"
-        return "bf16" if _cpu_has_native_bf16() else "no"
+        return "bf16" if cpu_has_native_bf16() else "no"
 
     def _build_vocab(self, schema: RecordSchema, records: list[dict]) -> tuple[PieceVocab, str | None]:
         if self.config.model is None:
@@ -400,7 +401,7 @@ class LMGenerator(BaseGenerator):
         device = next(self.model.parameters()).device
         if dtype == "auto":
             small = self.config.model is None  # a pretrained model would be copied at full size
-            dtype = "bfloat16" if small and device.type == "cpu" and _cpu_has_native_bf16() else "float32"
+            dtype = "bfloat16" if small and device.type == "cpu" and cpu_has_native_bf16() else "float32"
         if dtype == "float32" or next(self.model.parameters()).dtype == torch.bfloat16:
             return self.model
         cached = self._bf16_model
@@ -509,12 +510,6 @@ def dataset_name(dataset: Any) -> str | None:
     dataset = str(dataset)
     return os.path.basename(os.path.normpath(dataset)) if os.path.exists(dataset) else dataset
 
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.cpu._is_amx_tile_supported()
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _load_model(model_dir: str, kind: str | None, config: LMGeneratorConfig) -> torch.nn.Module:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from ...configuration import ConfigError, GeneratorConfig, in_range, positive
 from ...errors import GeneratorLoadError, HFSynthError
 from ...hub import read_json
+from ...precision import cpu_has_native_bf16
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -63,9 +64,9 @@ class DiffusionConfig(GeneratorConfig):
         learning_rate, weight_decay: AdamW settings (cosine decay to 0 after a short warm-up).
         seed: Seed of the initialisation, batch order and training noise.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast of the network's matrix
-            products in training and sampling. ``"auto"`` uses it on CPUs with native bf16 matrix
-            units (AMX), where it trains ~2x and samples ~3x faster; the preconditioning, the loss and
-            the ODE updates stay in float32.
+            products in training and sampling. ``"auto"`` uses it on CPUs with native bf16 dot
+            products (AMX or AVX512-BF16; with AMX it trains ~2x and samples ~3x faster); the
+            preconditioning, the loss and the ODE updates stay in float32.
     """
 
     latent_dim: int
@@ -305,7 +306,7 @@ class LatentDiffusion(nn.Module):
     def _autocast(self) -> torch.autocast:
         mode = self.config.mixed_precision
         if mode == "auto":
-            mode = "bf16" if self.device.type == "cpu" and _cpu_has_native_bf16() else "no"
+            mode = "bf16" if self.device.type == "cpu" and cpu_has_native_bf16() else "no"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
 
     # ------------------------------------------------------------------ normalisation
@@ -538,12 +539,6 @@ def _batches(data: Tensor, batch_size: int, generator: torch.Generator) -> Itera
         for start in range(0, n - batch_size + 1, batch_size):  # drop the ragged last batch
             yield data[order[start : start + batch_size]]
 
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.cpu._is_amx_tile_supported()
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.02) -> Any:
