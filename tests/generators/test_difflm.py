@@ -119,7 +119,7 @@ def _calibrated(fitted, batch, kind):
 
 
 def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
-    from hf_synth.generators.difflm.steering import latent_information
+    from hf_synth.generators.difflm.steering import latent_collapsed, latent_information
 
     measured = fitted.training_info["latent_information"]
     assert list(measured) == list(fitted.schema.fields)
@@ -144,6 +144,11 @@ def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
 
     nothing = measure(blank)
     assert all(abs(m["saved"]) < 1e-3 and abs(m["latent"] - m["decoder"]) < 1e-3 for m in nothing.values())
+    assert latent_collapsed(nothing)
+    collapsed = copy.copy(fitted)
+    collapsed.training_info = {**fitted.training_info, "latent_information": nothing}
+    assert "The latent steers almost nothing" in collapsed.model_card()
+    assert ("The latent steers almost nothing" in fitted.model_card()) == latent_collapsed(measured)
 
     # a VAE trained further to remember these rows saves more than the fitted one
     from hf_synth.generators.difflm.vae import padded
@@ -161,6 +166,7 @@ def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
     remembered = measure(remembering)
     assert [m["decoder"] for m in remembered.values()] == [m["decoder"] for m in nothing.values()]
     assert sum(m["saved"] for m in remembered.values()) > 0.02 + sum(m["saved"] for m in measure(fitted.vae).values())
+    assert not latent_collapsed(remembered)
     # the same row six times: no row's latent knows more than another's
     same = measure(remembering, rows[:1] * 6, fitted._encoder_inputs(rows[:1] * 6))
     assert all(abs(m["saved"]) < 1e-4 for m in same.values())

@@ -42,7 +42,7 @@ from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_n
 from .calibration import fit_output_bias
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
-from .steering import latent_information
+from .steering import latent_collapsed, latent_information
 from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded
 from .vae_training import VAETrainingArguments, train_vae
 
@@ -148,6 +148,11 @@ class DiffLMGenerator(BaseGenerator):
         train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
         # what the latent tells the decoder, column by column (the model card reports it)
         information = latent_information(vae, decoder, lm.vocab, lm.schema, val_rows, val_mu)
+        if latent_collapsed(information):
+            logger.warning("the latent steers almost nothing (%.3f nats saved per validation row): the VAE collapsed "
+                           "to one soft prompt for every row, so rows come from the decoder alone. A lower "
+                           "learning_rate or beta_max keeps the latent informative.",
+                           sum(m["saved"] for m in information.values()))
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
         self.diffusion, diffusion_history = None, None
@@ -395,6 +400,9 @@ class DiffLMGenerator(BaseGenerator):
             lines.append(f"What the latent tells the decoder, in nats per validation row that a row's own latent "
                          f"saves against another row's: {saved}. The decoder draws the columns near zero from the "
                          "columns written before them.")
+            if latent_collapsed(information):
+                lines.append("**The latent steers almost nothing**: the VAE collapsed to one soft prompt for every "
+                             "row, so the rows come from the decoder alone and latent controls have no effect.")
         if self.diffusion is not None:
             summary = info.get("diffusion") or {}
             lines.append(f"Prior: EDM latent diffusion ({config.diffusion_steps} training steps in "

@@ -24,6 +24,10 @@ from .vae import DiffLMVAE, padded, prompted_logits
 
 #: Most logits (float32: 128 MiB) computed at once.
 LOGITS_BUDGET = 2**25
+#: A latent that saves less than this share of the decoder's own cross-entropy per record steers
+#: almost nothing: the VAE has collapsed to one soft prompt for every record. (A working latent saved
+#: 30 % on Beijing PM2.5, a collapsed one 0.001 %; see benchmarks/RESULTS.md.)
+COLLAPSED_SHARE = 0.001
 
 
 def column_cross_entropy(logits: torch.Tensor, ids: torch.Tensor, columns: list[list[str]]) -> dict[str, float]:
@@ -76,3 +80,12 @@ def latent_information(vae: DiffLMVAE, decoder: torch.nn.Module, vocab: PieceVoc
     return {name: {**{kind: round(totals[name][kind] / count, 4) for kind in ("decoder", "other_latent", "latent")},
                    "saved": round((totals[name]["other_latent"] - totals[name]["latent"]) / count, 4)}
             for name in schema.fields if name in totals}
+
+
+def latent_collapsed(information: dict[str, dict[str, float]]) -> bool:
+    """Whether a :func:`latent_information` result says the latent steers almost nothing: a record's
+    own latent saves less than ``COLLAPSED_SHARE`` of what the decoder alone needs for the record."""
+    if not information:
+        return False
+    saved = sum(m["saved"] for m in information.values())
+    return saved < COLLAPSED_SHARE * sum(m["decoder"] for m in information.values())
