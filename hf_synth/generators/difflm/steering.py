@@ -26,7 +26,7 @@ from .vae import DiffLMVAE, padded, prompted_logits
 LOGITS_BUDGET = 2**25
 #: A latent that saves less than this share of the decoder's own cross-entropy per record steers
 #: almost nothing: the VAE has collapsed to one soft prompt for every record. (A working latent saved
-#: 30 % on Beijing PM2.5, a collapsed one 0.001 %; see benchmarks/RESULTS.md.)
+#: 40 % on Beijing PM2.5, a collapsed one nothing; see benchmarks/RESULTS.md.)
 COLLAPSED_SHARE = 0.001
 
 
