@@ -511,7 +511,6 @@ def dataset_name(dataset: Any) -> str | None:
     return os.path.basename(os.path.normpath(dataset)) if os.path.exists(dataset) else dataset
 
 
-
 def _load_model(model_dir: str, kind: str | None, config: LMGeneratorConfig) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 

@@ -540,7 +540,6 @@ def _batches(data: Tensor, batch_size: int, generator: torch.Generator) -> Itera
             yield data[order[start : start + batch_size]]
 
 
-
 def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.02) -> Any:
     warmup = max(1, int(total_steps * warmup_fraction))
 
