@@ -16,13 +16,15 @@ import json
 import numpy as np
 import pandas as pd
 
+from hf_synth.evaluation.data import column_roles
 from hf_synth.evaluation.fidelity import column_pair_trends, column_shapes
-from tables import DATA, DATASETS, column_kinds, load
+from hf_synth.schema import RecordSchema
+from tables import DATA, DATASETS, column_kinds, datasets_from, load
 
 
 def kinds_of(name: str, train: pd.DataFrame) -> dict[str, str]:
-    given = column_kinds(name)
-    return {c: given.get(c, "numerical" if train[c].dtype.kind in "if" else "categorical") for c in train.columns}
+    """The column roles hf_synth.evaluate gives this dataset's columns (tables.py's overrides)."""
+    return column_roles(RecordSchema.from_dataset(datasets_from(train)), column_kinds(name))
 
 
 def pair_errors(scores: dict) -> dict[str, float]:
