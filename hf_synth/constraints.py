@@ -39,7 +39,7 @@ from transformers import LogitsProcessor
 from .codec import parse_number
 from .errors import HFSynthError
 from .schema import FieldSchema, RecordSchema, child_path, item_path, iter_paths, path_name
-from .tokenizer import NUMBER_CHARS, NUMBER_START_CHARS, PieceVocab, field_at
+from .tokenizer import DIGIT_PAIRS, NUMBER_CHARS, NUMBER_START_CHARS, PieceVocab, field_at
 
 State = tuple
 _DIGITS = "0123456789"
@@ -266,7 +266,9 @@ class RecordGrammar:
         self._mask_rows: list[torch.Tensor] = []
         self._mask_tensor: torch.Tensor | None = None
         self._transitions: dict[tuple[int, int], int] = {}
-        self._char_of = {vocab.char_id(c): c for c in NUMBER_CHARS}
+        # the characters, or two digits, that a number token writes
+        self._chunk_of = {vocab.char_id(c): c for c in list(NUMBER_CHARS) + (DIGIT_PAIRS if vocab.digit_pairs else [])}
+        self._number_steps_of: dict[tuple, tuple[tuple[str, ...], bool]] = {}
         self._number_masks: dict[tuple, int] = {}
         self._token_events: dict[int, tuple] | None = None
         self._next_dense = torch.empty((0, vocab.vocab_size), dtype=torch.int32)
@@ -305,9 +307,10 @@ class RecordGrammar:
             if after is not None and mode[2] + 1 + self._text_reach[after] <= self.text_limits.get(mode[1], 0):
                 return self._intern((state[0], ("T", mode[1], mode[2] + 1, after))), ("text", token)
         if mode[0] == "N":
-            char = self._char_of.get(token)
-            if char is not None and char in self._numbers[mode[1]].step(mode[2])[0]:
-                return self._intern((state[0], self._number_mode(mode[1], mode[2] + char))), ("char", char)
+            chunk = self._chunk_of.get(token)
+            if chunk is not None and chunk in self._number_steps(mode)[0]:
+                closes_run = self.vocab.digit_pairs and len(chunk) == 1 and chunk.isdigit()
+                return self._intern((state[0], self._number_mode(mode[1], mode[2] + chunk, closes_run))), ("char", chunk)
         table = self._table(state_id)
         try:
             return table[token]
@@ -430,7 +433,7 @@ class RecordGrammar:
         events = self._token_events
         if events is None:
             tokenizer = self.vocab
-            events = {tokenizer.char_id(c): ("char", c) for c in NUMBER_CHARS}
+            events = {token: ("char", chunk) for token, chunk in self._chunk_of.items()}
             for piece in _all_pieces(self.schema, tokenizer.keyed_categories):
                 events[tokenizer.piece_ids(piece)[0]] = ("piece", piece)
             self._token_events = events
@@ -463,10 +466,36 @@ class RecordGrammar:
                     sid = self._state_ids[state] = len(self._states) - 1
         return sid
 
-    def _number_mode(self, path: str, prefix: str) -> tuple:
+    def _number_mode(self, path: str, prefix: str, run_closed: bool = False) -> tuple:
         """The mode of a number being written; the prefix stands for its class (see
-        :meth:`NumberFormat.representative`), the characters themselves travel in the events."""
-        return ("N", path, self._numbers[path].representative(prefix))
+        :meth:`NumberFormat.representative`), the characters themselves travel in the events.
+        ``run_closed``: a lone digit token just ended a run of digits (``digit_pairs``)."""
+        return ("N", path, self._numbers[path].representative(prefix), run_closed)
+
+    def _number_steps(self, mode: tuple) -> tuple[tuple[str, ...], bool]:
+        """``(the chunks that may extend the number of an "N" mode, whether it is complete)``.
+
+        A chunk is a number character or, with ``digit_pairs``, two digits. Those numbers are
+        written in one tokenization (:func:`hf_synth.tokenizer.number_chunks`): a lone digit ends
+        its run of digits, so it is allowed only where the number may then end or go on with a
+        point or an exponent, and no digit may follow it.
+        """
+        steps = self._number_steps_of.get(mode)
+        if steps is None:
+            _, path, prefix, run_closed = mode
+            number = self._numbers[path]
+            chars, complete = number.step(prefix)
+            pairs = self.vocab.digit_pairs
+            chunks = [c for c in chars if not (pairs and c.isdigit())]
+            if pairs and not run_closed:
+                for char in filter(str.isdigit, chars):
+                    after, ends = number.step(prefix + char)
+                    digits = [d for d in after if d.isdigit()]
+                    if ends or len(digits) < len(after):  # the run of digits may end after this one
+                        chunks.append(char)
+                    chunks += [char + d for d in digits]
+            steps = self._number_steps_of[mode] = (tuple(chunks), complete)
+        return steps
 
     def _table(self, state_id: int) -> dict[int, tuple[int, Any]]:
         table = self._tables.get(state_id)
@@ -479,12 +508,12 @@ class RecordGrammar:
         frames, mode = state
         if mode[0] == "N":
             # numbers visit many prefixes with few distinct masks: key them by what they allow
-            chars, complete = self._numbers[mode[1]].step(mode[2])
+            chunks, complete = self._number_steps(mode)
             after = self._intern((frames, ("A",))) if complete else None
-            key = (chars, after)
+            key = (chunks, after)
             index = self._number_masks.get(key)
             if index is None:
-                allowed = {self.vocab.char_id(c) for c in chars}
+                allowed = {self.vocab.char_id(c) for c in chunks}
                 if after is not None:
                     allowed |= set(self._table(after))
                 index = self._number_masks[key] = self._mask_row(allowed)

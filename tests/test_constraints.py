@@ -76,8 +76,9 @@ def schema_of(name: str) -> RecordSchema:
 @functools.lru_cache(maxsize=None)
 def vocab_of(name: str, kind: str):
     schema = schema_of(name)
-    if kind == "record":
-        return RecordTokenizer.build(schema, training_texts(schema, DATASETS[name]()), text_vocab_size=400)
+    if kind in ("record", "digits"):  # RecordTokenizer with a token per two digits (the default) / per digit
+        return RecordTokenizer.build(schema, training_texts(schema, DATASETS[name]()), text_vocab_size=400,
+                                     digit_pairs=kind == "record")
     return PretrainedVocab(schema, tiny_gpt2_tokenizer())
 
 
@@ -120,7 +121,7 @@ def check_valid(schema: RecordSchema, record: dict) -> None:
 # ---------------------------------------------------------------------------- random walks
 
 
-@pytest.mark.parametrize("kind", ["record", "pretrained"])
+@pytest.mark.parametrize("kind", ["record", "digits", "pretrained"])
 @pytest.mark.parametrize("name", ["table", "all_kinds", "tools"])
 def test_random_walks_end_in_valid_records(name, kind):
     g = make_grammar(name, kind)
@@ -231,7 +232,7 @@ def test_nonnull_columns_are_never_sampled_missing():
 # ---------------------------------------------------------------------------- conditioned prefixes
 
 
-@pytest.mark.parametrize("kind", ["record", "pretrained"])
+@pytest.mark.parametrize("kind", ["record", "digits", "pretrained"])
 @pytest.mark.parametrize("name", ["table", "all_kinds", "tools"])
 def test_conditioned_prefixes_keep_the_given_values(name, kind):
     g = make_grammar(name, kind, limit=10_000)
@@ -251,16 +252,19 @@ def test_conditioned_prefixes_keep_the_given_values(name, kind):
         assert schema.validate(record) == []
 
 
-def test_a_number_ends_at_the_next_piece_but_a_prompt_closes_it():
+@pytest.mark.parametrize("kind", ["record", "digits"])
+def test_a_number_ends_at_the_next_piece_but_a_prompt_closes_it(kind):
     """Inside a record a number ends with the next piece, so a complete number admits more digits;
     at the end of a prompt (with_natural_order) the given number is complete and stays as given."""
-    g = make_grammar("all_kinds", "record")
-    vocab, schema = vocab_of("all_kinds", "record"), schema_of("all_kinds")
-    ids = encode_prompt(vocab, schema, {"count": 12})
+    g = make_grammar("all_kinds", kind)
+    vocab, schema = vocab_of("all_kinds", kind), schema_of("all_kinds")
+    ids = encode_prompt(vocab, schema, {"count": 1})
     state = g.feed(g.initial_state(), ids)
     allowed = set(allowed_tokens(g, state))
-    assert vocab.char_id("3") in allowed  # 123 is in range too
-    # 12 is complete: the next column (price, whose first digit token names it) may start
+    assert vocab.char_id("2") in allowed  # 12 is in range too
+    if vocab.digit_pairs:
+        assert vocab.char_id("23") in allowed  # and 123
+    # 1 is complete: the next column (price, whose first digit token names it) may start
     price_starts = {vocab.piece_ids(("numkey", "price", c))[0] for c in "-0123456789"}
     assert allowed & price_starts
     closed = g.with_natural_order(state)
@@ -269,10 +273,13 @@ def test_a_number_ends_at_the_next_piece_but_a_prompt_closes_it():
     assert allowed <= price_starts | {vocab.piece_ids(("key", "price", False))[0]}  # the next column in order
     rng = random.Random(8)
     for _ in range(10):
-        assert g.parse(ids + walk(g, rng, closed))["count"] == 12
+        assert g.parse(ids + walk(g, rng, closed))["count"] == 1
     # an incomplete number is left open
     partial = g.with_natural_order(g.feed(g.initial_state(), ids[:1] + list(vocab.piece_ids(("numkey", "count", "-")))))
-    assert set(allowed_tokens(g, partial)) == {vocab.char_id(c) for c in "123456789"}
+    nonzero = {vocab.char_id(c) for c in "123456789"}
+    if vocab.digit_pairs:
+        nonzero |= {vocab.char_id(c + d) for c in "123456789" for d in "0123456789"}
+    assert set(allowed_tokens(g, partial)) == nonzero
 
 
 def test_with_natural_order_restricts_the_next_key():
@@ -464,6 +471,34 @@ def test_prefixes_of_one_class_have_the_same_completions(lo, width, decimals):
             assert completions(nf, representative) == completions(nf, prefix), (prefix, representative)
     # up to ~4,400 prefixes: a few cut by each bound at each length, the rest merged by length
     assert len({nf.representative(p) for p in prefixes}) <= 200
+
+
+@pytest.mark.parametrize("lo,hi,decimals", [(-1003, 1003, 0), (95, 1003, 0), (-120, -3, 0), (-10.5, 20.25, 2), (0, 0.995, 3)])
+def test_digit_pairs_write_each_number_one_way(lo, hi, decimals):
+    """With a token per two digits, the automaton admits every number of the range, each in exactly
+    the tokenization encode_record writes: a lone digit only ends a run of digits."""
+    scale = 10**decimals
+    values = [round(lo + (hi - lo) * i / 49, decimals) if decimals else lo + (hi - lo) * i // 49 for i in range(50)]
+    schema = RecordSchema.from_dataset(datasets.Dataset.from_dict({"x": values}))
+    fs = schema.fields["x"]
+    assert (fs.kind, fs.decimals, fs.minimum, fs.maximum) == ("numeric", decimals, lo, hi)
+    vocab = RecordTokenizer.build(schema, [], digit_pairs=True)
+    g = RecordGrammar(schema, vocab)
+    paths, stack = [], [(g.initial_state(), [])]
+    while stack:  # every token sequence the automaton admits
+        state, tokens = stack.pop()
+        if g.is_final(state):
+            paths.append(tokens)
+            continue
+        allowed = allowed_tokens(g, state)
+        assert allowed, f"dead end after {tokens}"
+        stack.extend((g.advance(state, t)[0], tokens + [t]) for t in allowed)
+    numbers = [format_number(fs, g.parse(path)["x"]) for path in paths]
+    assert len(set(numbers)) == len(numbers)  # no number in two ways
+    assert without_negative_zero(set(numbers), decimals) == expected_numbers(round(lo * scale), round(hi * scale), decimals)
+    for path in paths:
+        assert path == encode_record(vocab, schema, g.parse(path))
+    assert any(len(vocab.token_repr(t)) > len("<num:0>") for t in paths[0])  # pairs are used
 
 
 def test_bounds_override_the_field_range():

@@ -22,6 +22,7 @@ from hf_synth.tokenizer import (
     encode_record,
     encode_record_with_columns,
     escape_context_after,
+    number_chunks,
     piece_text,
     record_to_pieces,
 )
@@ -39,9 +40,19 @@ BIG = 10_000  # text limit (tokens) large enough for any drawn text
 
 
 @functools.lru_cache(maxsize=None)
-def record_tokenizer() -> RecordTokenizer:
+def record_tokenizer(digit_pairs: bool = True) -> RecordTokenizer:
     schema = all_kinds_schema()
-    return RecordTokenizer.build(schema, training_texts(schema, all_kinds_dataset()), text_vocab_size=400)
+    return RecordTokenizer.build(schema, training_texts(schema, all_kinds_dataset()), text_vocab_size=400,
+                                 digit_pairs=digit_pairs)
+
+
+def number_tokens(vocab, text: str) -> int:
+    """Tokens of a number's text: one per character, or per two digits of a run after the first
+    character (``digit_pairs``), counted here from that rule."""
+    if not vocab.digit_pairs:
+        return len(text)
+    runs = "".join(c if c.isdigit() else " " for c in text[1:]).split()
+    return 1 + sum(not c.isdigit() for c in text[1:]) + sum((len(run) + 1) // 2 for run in runs)
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,8 +124,10 @@ def test_column_names_and_categories_are_single_distinct_tokens():
     assert not (key_ids | cat_ids) & set(vocab.text_token_ids)
 
 
-def test_numbers_are_digit_tokens():
-    schema, vocab = all_kinds_schema(), record_tokenizer()
+@pytest.mark.parametrize("digit_pairs", [False, True])
+def test_numbers_are_digit_tokens(digit_pairs):
+    schema, vocab = all_kinds_schema(), record_tokenizer(digit_pairs)
+    assert vocab.digit_pairs == digit_pairs
     char_ids = {c: vocab.char_id(c) for c in NUMBER_CHARS}
     assert len(set(char_ids.values())) == len(NUMBER_CHARS)
     for c, i in char_ids.items():
@@ -128,11 +141,25 @@ def test_numbers_are_digit_tokens():
     assert digits == str(row["count"])
     ids = encode_record(vocab, schema, row)
     written = str(row["count"])
-    # the key merges into the first character (a token that names the column), then digit tokens
+    # the key merges into the first character (a token that names the column), then digit tokens:
+    # one per digit, or one per two digits
     first = vocab.piece_ids(("numkey", "count", written[0]))[0]
     start = ids.index(first) + 1
-    assert ids[start:start + len(written) - 1] == [char_ids[c] for c in written[1:]]
+    rest = written[1:]
+    expected = [rest[i : i + 2] for i in range(0, len(rest), 2)] if digit_pairs else list(rest)
+    assert ids[start:start + len(expected)] == [vocab.char_id(chunk) for chunk in expected]
     assert vocab.piece_ids(("key", "count", True))[0] not in ids
+
+
+def test_number_chunks():
+    # the first character alone, each run of digits two at a time, a last odd digit alone
+    assert number_chunks("140000") == ["1", "40", "00", "0"]
+    assert number_chunks("-1234.5") == ["-", "12", "34", ".", "5"]
+    assert number_chunks("0.25") == ["0", ".", "25"]
+    assert number_chunks("1e+10") == ["1", "e", "+", "10"]
+    assert number_chunks("7") == ["7"] and number_chunks("12") == ["1", "2"]
+    vocab = record_tokenizer()
+    assert len({vocab.char_id(a + b) for a in "0123456789" for b in "0123456789"}) == 100
 
 
 def test_column_token_counts():
@@ -147,14 +174,14 @@ def test_column_token_counts():
         # they need no key before them
         cat = 1 if vocab.keyed_categories else 2
         key = 0 if vocab.keyed_categories else 1  # the first digit token names its field too
-        assert counts["count"] == key + len(format_number(schema.fields["count"], row["count"]))
-        assert counts["price"] == key + len(format_number(schema.fields["price"], row["price"]))
+        assert counts["count"] == key + number_tokens(vocab, format_number(schema.fields["count"], row["count"]))
+        assert counts["price"] == key + number_tokens(vocab, format_number(schema.fields["price"], row["price"]))
         assert counts["code"] == cat and counts["label"] == cat and counts["gone"] == 2
         assert counts["flag"] == (2 if row["flag"] is None else cat)
         assert counts["city"] == (2 if row["city"] is None else cat)
         note = row["note"]
         assert counts["note"] == (2 if note is None else 3 + len(vocab.text_ids(note)))
-        assert counts["ids"] == 1 + 2 + sum(len(str(x)) for x in row["ids"]) + max(len(row["ids"]) - 1, 0)
+        assert counts["ids"] == 1 + 2 + sum(number_tokens(vocab, str(x)) for x in row["ids"]) + max(len(row["ids"]) - 1, 0)
 
 
 @pytest.mark.parametrize("vocab", [record_tokenizer, pretrained_vocab])

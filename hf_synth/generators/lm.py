@@ -49,6 +49,11 @@ class LMGeneratorConfig(GeneratorConfig):
         lora_target_modules: Modules that get adapters (``None``: peft's default for the architecture).
         n_layer, n_embd, n_head, dropout: Size of the model trained from scratch.
         text_vocab_size: BPE vocabulary size for free-text fields (model trained from scratch).
+        digits_per_token: Digits one number token writes in the tokenizer built from the data, 1 or
+            2 (model trained from scratch). With 2, a record of amounts takes about a quarter fewer
+            tokens (UCI Default of credit card clients: 67 -> 50 per row), which shortens training
+            and sampling; attention, the main cost of sampling long records, grows with the square
+            of their length.
         epochs: Maximum number of passes over the training data.
         batch_size: Training batch size (records).
         learning_rate: Peak learning rate (``None``: 1e-3 from scratch, 5e-5 full fine-tuning, 2e-4 LoRA).
@@ -102,6 +107,7 @@ class LMGeneratorConfig(GeneratorConfig):
     n_head: int = 4
     dropout: float = 0.1
     text_vocab_size: int = 2000
+    digits_per_token: int = 2
     epochs: int = 16
     batch_size: int = 64
     learning_rate: float | None = None
@@ -137,6 +143,8 @@ class LMGeneratorConfig(GeneratorConfig):
         in_range(self, "top_p", 0.0, 1.0)
         in_range(self, "lora_dropout", 0.0, 1.0)
         in_range(self, "dropout", 0.0, 1.0)
+        if self.digits_per_token not in (1, 2) or isinstance(self.digits_per_token, bool):
+            raise ConfigError(f"LMGeneratorConfig.digits_per_token must be 1 or 2, got {self.digits_per_token!r}")
         if self.n_embd % self.n_head:
             raise ConfigError(f"LMGeneratorConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.use_lora and self.model is None:
@@ -306,7 +314,8 @@ class LMGenerator(BaseGenerator):
     def _build_vocab(self, schema: RecordSchema, records: list[dict]) -> tuple[PieceVocab, str | None]:
         if self.config.model is None:
             texts = [item[1] for r in records for _, item in record_to_pieces(schema, r) if item[0] == "text"]
-            return RecordTokenizer.build(schema, texts, self.config.text_vocab_size), None
+            return RecordTokenizer.build(schema, texts, self.config.text_vocab_size,
+                                         digit_pairs=self.config.digits_per_token == 2), None
         from transformers import AutoTokenizer
 
         try:

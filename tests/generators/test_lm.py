@@ -472,6 +472,22 @@ def test_unsupported_feature_names_the_column():
         LMGenerator(**TINY).fit(data)
 
 
+def test_digits_per_token(fitted, adult, tmp_path):
+    """Two digits per number token by default; one where asked. Both sample valid rows and reload
+    with the tokenizer they were trained with."""
+    single = LMGenerator(**{**TINY, "epochs": 1}, digits_per_token=1).fit(adult, progress=False)
+    assert fitted.vocab.digit_pairs and not single.vocab.digit_pairs
+    row = adult[0]  # fnlwgt has 5-6 digits: pairs write it in fewer tokens
+    paired, _ = encode_record_with_columns(fitted.vocab, fitted.schema, row)
+    digits, _ = encode_record_with_columns(single.vocab, single.schema, row)
+    assert len(paired) < len(digits)
+    assert fitted.training_info["max_record_tokens"] < single.training_info["max_record_tokens"]
+    rows = single.sample(10, seed=0, progress=False)
+    assert _valid(single, rows)
+    reloaded = reloaded_writes_and_samples_the_same(single, str(tmp_path / "g"), rows)
+    assert not reloaded.vocab.digit_pairs
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="epochs"):
         LMGenerator(epochs=0)
@@ -485,6 +501,8 @@ def test_config_validation():
         LMGenerator(epochs="3")
     with pytest.raises(ConfigError, match="use_lora"):
         LMGenerator(use_lora=True)
+    with pytest.raises(ConfigError, match="digits_per_token"):
+        LMGenerator(digits_per_token=3)
 
 
 def test_sampling_an_unfitted_generator():
