@@ -430,6 +430,10 @@ class LMGenerator(BaseGenerator):
             f"Trained {info['epochs']} epochs ({info['steps']} steps) in {info['fit_seconds']} s; best validation "
             f"loss {info['best_validation_loss']}" + (" (stopped early)." if info["stopped_early"] else "."),
         ]
+        if isinstance(self.vocab, RecordTokenizer):
+            per = "two digits" if self.vocab.digit_pairs else "digit"
+            lines.append(f"Tokenizer: built from the data, {self.vocab.vocab_size:,} tokens; a token per column name "
+                         f"and category, a token per {per} of a number.")
         if config.target_columns:
             targets = ", ".join(f"`{c}`" for c in config.target_columns)
             weighed = ", ".join(f"`{c}`" for c in self._weighed_targets())

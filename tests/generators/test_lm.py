@@ -486,6 +486,8 @@ def test_digits_per_token(fitted, adult, tmp_path):
     assert _valid(single, rows)
     reloaded = reloaded_writes_and_samples_the_same(single, str(tmp_path / "g"), rows)
     assert not reloaded.vocab.digit_pairs
+    assert "a token per two digits of a number" in fitted.model_card()
+    assert "a token per digit of a number" in single.model_card()
 
 
 def test_config_validation():
