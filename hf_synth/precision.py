@@ -8,9 +8,12 @@ bf16 is emulated and slower than float32, so ``"auto"`` precision settings ask t
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
+@functools.cache  # the CPU does not change while a process runs; the diffusion prior asks at every step
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with AMX or AVX512-BF16 that oneDNN uses for bf16 matrix products."""
     try:
