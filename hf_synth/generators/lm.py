@@ -71,6 +71,11 @@ class LMGeneratorConfig(GeneratorConfig):
         prefix_slots: Positions reserved before every record: training records start with this many
             ``<bos>`` tokens. A decoder trained this way takes a soft prompt of that length in their
             place (DiffLM); 0 for a plain LM generator. Only for a model trained from scratch.
+        prefix_hints: Share of training records whose reserved positions hold some of the record's
+            own tokens (1 to ``prefix_slots`` of them, shuffled, from columns other than the targets)
+            instead of ``<bos>``. A model that only ever saw ``<bos>`` there learns to ignore those
+            positions, and a soft prompt written there then steers it weakly; one trained with hints
+            has learned to read them. The hints carry no loss, and validation uses ``<bos>`` slots.
         seed: Seed of the train/validation split, initialisation, data order and default sampling seed.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"auto"``: bf16 autocast for a model
@@ -121,6 +126,7 @@ class LMGeneratorConfig(GeneratorConfig):
     permute_probability: float = 0.5
     max_length: int | None = None
     prefix_slots: int = 0
+    prefix_hints: float = 0.0
     seed: int = 0
     device: str = "auto"
     mixed_precision: str = "auto"
@@ -137,6 +143,7 @@ class LMGeneratorConfig(GeneratorConfig):
                  "sample_batch_size", "patience", "max_validation_rows", "text_vocab_size", "temperature")
         in_range(self, "validation_size", 0.0, 0.5)
         in_range(self, "permute_probability", 0.0, 1.0)
+        in_range(self, "prefix_hints", 0.0, 1.0)
         positive(self, "target_loss_weight")
         self.target_columns = column_names(self, "target_columns")
         check_column_order(self)
@@ -161,6 +168,8 @@ class LMGeneratorConfig(GeneratorConfig):
             raise ConfigError("LMGeneratorConfig.prefix_slots must be >= 0")
         if self.prefix_slots and self.model is not None:
             raise ConfigError("LMGeneratorConfig.prefix_slots is for a model trained from scratch (model=None)")
+        if self.prefix_hints and not self.prefix_slots:
+            raise ConfigError("LMGeneratorConfig.prefix_hints needs prefix_slots > 0: the hints fill those positions")
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError("LMGeneratorConfig.max_length must be at least 8")
 
@@ -216,15 +225,22 @@ class LMGenerator(BaseGenerator):
         schema, vocab, codec, slots = self.schema, self.vocab, split.codec, config.prefix_slots
 
         targets, weight = set(self._weighed_targets()), config.target_loss_weight
-        weighed = bool(targets) and weight != 1.0
+        weighed = (bool(targets) and weight != 1.0) or config.prefix_hints > 0
+        hint_rng = random.Random(config.seed * 7_919 + 1)  # apart from the orders' stream, so hints change nothing else
+        no_hints = set(config.target_columns or ()) | {""}
 
         def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
             examples: list[Example] = []
             for r in split.train_rows:
                 ids, columns = encode_record_with_columns(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
-                ids = [vocab.bos_id] * slots + ids
-                examples.append((ids, [1.0] * slots + [weight if c in targets else 1.0 for c in columns]) if weighed else ids)
+                head = [vocab.bos_id] * slots
+                if config.prefix_hints and hint_rng.random() < config.prefix_hints:
+                    head = prefix_hints([t for t, c in zip(ids, columns) if c not in no_hints], slots, vocab.bos_id, hint_rng)
+                ids = head + ids
+                # the positions before the record carry no loss when they may hold hints
+                examples.append((ids, [0.0 if config.prefix_hints else 1.0] * slots
+                                 + [weight if c in targets else 1.0 for c in columns]) if weighed else ids)
             return examples
 
         val_examples = [[vocab.bos_id] * slots + encode_record(vocab, schema, r) for r in split.val_rows]
@@ -561,3 +577,12 @@ def _length_bound(schema: RecordSchema, counts: list[dict[str, int]]) -> int:
             slack += longest // 2
         total += longest + slack
     return total
+
+
+def prefix_hints(tokens: list[int], slots: int, bos_id: int, rng: random.Random) -> list[int]:
+    """``slots`` positions holding 1 to ``slots`` of ``tokens`` (drawn without replacement) and
+    ``<bos>`` elsewhere, in a random order (see ``LMGeneratorConfig.prefix_hints``)."""
+    count = rng.randint(1, min(slots, len(tokens))) if tokens else 0
+    head = rng.sample(tokens, count) + [bos_id] * (slots - count)
+    rng.shuffle(head)
+    return head
