@@ -226,11 +226,11 @@ class LMGenerator(BaseGenerator):
 
         targets, weight = set(self._weighed_targets()), config.target_loss_weight
         weighed = (bool(targets) and weight != 1.0) or config.prefix_hints > 0
-        hint_rng = random.Random(config.seed * 7_919 + 1)  # apart from the orders' stream, so hints change nothing else
         no_hints = set(config.target_columns or ()) | {""}
 
         def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
+            hint_rng = random.Random(f"{config.seed}:{epoch}:hints")  # its own stream: the orders stay as without hints
             examples: list[Example] = []
             for r in split.train_rows:
                 ids, columns = encode_record_with_columns(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))

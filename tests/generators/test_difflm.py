@@ -12,6 +12,7 @@ import torch
 from hf_synth import AutoGenerator, DiffLMGenerator, DiffLMGeneratorConfig, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import HFSynthError, SchemaError
+from hf_synth.generators.difflm.config import DECODER_PREFIX_HINTS
 from hf_synth.tokenizer import encode_record
 
 from generator_checks import reloaded_writes_and_samples_the_same
@@ -49,6 +50,11 @@ def test_fit_trains_three_stages(fitted):
     assert info["calibration"]["kind"] == "context" and info["calibration"]["contexts"] > 0
     assert info["calibration"]["cross_entropy_after"] < info["calibration"]["cross_entropy_before"]
     assert not any(p.requires_grad for p in fitted.lm.model.parameters())  # the decoder stays frozen
+    # the decoder trained with hints where the soft prompt goes, unless the options say otherwise
+    assert fitted.lm.config.prefix_hints == DECODER_PREFIX_HINTS > 0 and fitted.lm.config.prefix_slots == fitted.config.slots
+    assert "of its records holding some of their own tokens where the soft prompt goes" in fitted.model_card()
+    no_hints = DiffLMGenerator(decoder_options={"prefix_hints": 0.0}).config.lm_options()
+    assert no_hints["prefix_hints"] == 0.0
 
 
 def test_samples_are_valid_seeded_and_conditioned(fitted, adult):

@@ -9,6 +9,8 @@ from ...configuration import ConfigError, GeneratorConfig, check_column_order, c
 #: Bounds that keep a fit meaningful: a latent must carry something, a soft prompt must fit the context.
 MAX_LATENT_DIM = 1024
 MAX_VIRTUAL_TOKENS = 64
+#: ``LMGeneratorConfig.prefix_hints`` of the decoder trained from scratch, unless ``decoder_options`` sets it.
+DECODER_PREFIX_HINTS = 0.5
 
 
 @dataclasses.dataclass
@@ -21,7 +23,11 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             ``num_virtual_tokens + prefix_length`` reserved positions), then freezes it.
         decoder_revision: Revision of ``decoder`` on the Hub.
         decoder_options: :class:`~hf_synth.LMGeneratorConfig` fields for the decoder trained from
-            scratch (``n_layer``, ``n_embd``, ``epochs``, ...).
+            scratch (``n_layer``, ``n_embd``, ``epochs``, ...). ``prefix_hints`` defaults to
+            :data:`DECODER_PREFIX_HINTS` here: half the records it trains on hold some of their own
+            tokens where the soft prompt will go, so the frozen decoder has learned to read those
+            positions (on Beijing PM2.5 the latent then told the decoder 19.7 nats per row instead of
+            13.7, and the trend error fell from 3.71 to 3.37 %; benchmarks/RESULTS.md).
         encoder: Hub id or local path of a Hugging Face encoder (e.g. a BERT) that reads the record as
             JSON text; ``None`` trains a small BERT from scratch on the decoder's record tokens.
         encoder_revision: Revision of ``encoder`` on the Hub.
@@ -158,7 +164,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
 
     def lm_options(self) -> dict:
         """LMGeneratorConfig fields of the decoder trained from scratch."""
-        options = dict(self.decoder_options or {})
+        options = {"prefix_hints": DECODER_PREFIX_HINTS, **(self.decoder_options or {})}
         shared = {"prefix_slots": self.slots, "seed": self.seed, "device": self.device, "target_columns": self.target_columns,
                   "column_order": self.column_order,
                   # the same validation rows as the VAE's: the decoder never trains on them

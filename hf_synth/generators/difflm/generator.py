@@ -376,7 +376,9 @@ class DiffLMGenerator(BaseGenerator):
         decoder = f"`{config.decoder}`, pretrained and frozen" if config.decoder else (
             f"GPT-2 trained from scratch on the records ({lm.n_layer} layers, width {lm.n_embd}, "
             f"{trained.get('parameters') or 0:,} parameters; {trained.get('epochs')} epochs in {trained.get('fit_seconds')} s, "
-            f"best validation loss {trained.get('best_validation_loss')}), then frozen")
+            f"best validation loss {trained.get('best_validation_loss')})"
+            + (f", with {lm.prefix_hints:.0%} of its records holding some of their own tokens where the soft prompt goes"
+               if lm.prefix_hints else "") + ", then frozen")
         encoder = f"`{config.encoder}`" if config.encoder else \
             f"a BERT trained from scratch ({config.encoder_layers} layers, width {config.encoder_hidden})"
         vae = info.get("vae", {})
