@@ -90,8 +90,9 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
             vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
             vae.output_bias.zero_()
         vae.clear_context_bias()
-        z = torch.randn((24, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
-        rows = [{} for _ in range(24)]
+        # a tiny decoder trained for a few steps reads its prompt weakly: a few rows in a hundred differ
+        z = torch.randn((200, fitted.config.latent_dim), generator=torch.Generator().manual_seed(1)) * 3
+        rows = [{} for _ in range(200)]
         first, _ = fitted._sample_rows(rows, seed=0, latents=z, progress=False)
         same, _ = fitted._sample_rows(rows, seed=0, latents=z.clone(), progress=False)
         other, _ = fitted._sample_rows(rows, seed=0, latents=-z, progress=False)
