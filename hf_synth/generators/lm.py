@@ -226,7 +226,7 @@ class LMGenerator(BaseGenerator):
 
         targets, weight = set(self._weighed_targets()), config.target_loss_weight
         weighed = (bool(targets) and weight != 1.0) or config.prefix_hints > 0
-        no_hints = set(config.target_columns or ()) | {""}
+        no_hints = set(config.target_columns or ()) | {""}  # "": the record's braces
 
         def train_examples(epoch: int) -> list[Example]:
             epoch_rng = random.Random(config.seed * 7_919 + epoch)
@@ -236,7 +236,7 @@ class LMGenerator(BaseGenerator):
                 ids, columns = encode_record_with_columns(vocab, schema, r, codec.training_order(epoch_rng, config.permute_probability))
                 head = [vocab.bos_id] * slots
                 if config.prefix_hints and hint_rng.random() < config.prefix_hints:
-                    head = prefix_hints([t for t, c in zip(ids, columns) if c not in no_hints], slots, vocab.bos_id, hint_rng)
+                    head = hinted_slots([t for t, c in zip(ids, columns) if c not in no_hints], slots, vocab.bos_id, hint_rng)
                 ids = head + ids
                 # the positions before the record carry no loss when they may hold hints
                 examples.append((ids, [0.0 if config.prefix_hints else 1.0] * slots
@@ -579,7 +579,7 @@ def _length_bound(schema: RecordSchema, counts: list[dict[str, int]]) -> int:
     return total
 
 
-def prefix_hints(tokens: list[int], slots: int, bos_id: int, rng: random.Random) -> list[int]:
+def hinted_slots(tokens: list[int], slots: int, bos_id: int, rng: random.Random) -> list[int]:
     """``slots`` positions holding 1 to ``slots`` of ``tokens`` (drawn without replacement) and
     ``<bos>`` elsewhere, in a random order (see ``LMGeneratorConfig.prefix_hints``)."""
     count = rng.randint(1, min(slots, len(tokens))) if tokens else 0

@@ -14,7 +14,7 @@ import torch
 from hf_synth import AutoGenerator, LMGenerator, load_demo_dataset
 from hf_synth.configuration import ConfigError
 from hf_synth.errors import ConditionError, GeneratorLoadError, HFSynthError, OutputExistsError, SchemaError
-from hf_synth.generators.lm import prefix_hints
+from hf_synth.generators.lm import hinted_slots
 from hf_synth.tokenizer import encode_record_with_columns
 
 from generator_checks import reloaded_writes_and_samples_the_same
@@ -545,11 +545,11 @@ def test_prefix_hints_fill_the_slots_with_the_records_own_tokens():
     rng = random.Random(0)
     tokens = [11, 12, 13, 14, 15]
     for _ in range(50):
-        head = prefix_hints(tokens, 3, 0, rng)
+        head = hinted_slots(tokens, 3, 0, rng)
         hints = [t for t in head if t != 0]
         assert len(head) == 3 and 1 <= len(hints) <= 3 and len(set(hints)) == len(hints) and set(hints) <= set(tokens)
-    assert prefix_hints([], 3, 0, rng) == [0, 0, 0]
-    assert prefix_hints(tokens, 3, 0, random.Random(4)) == prefix_hints(tokens, 3, 0, random.Random(4))
+    assert hinted_slots([], 3, 0, rng) == [0, 0, 0]
+    assert hinted_slots(tokens, 3, 0, random.Random(4)) == hinted_slots(tokens, 3, 0, random.Random(4))
     with pytest.raises(ConfigError, match="prefix_hints needs prefix_slots"):
         LMGenerator(prefix_hints=0.5)
     with pytest.raises(ConfigError, match="prefix_hints"):
