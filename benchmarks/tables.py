@@ -16,6 +16,7 @@ prints a markdown table for RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -109,6 +110,11 @@ def main() -> None:
     parser.add_argument("--resample", action="store_true",
                         help="load each method's saved generator instead of fitting it (to measure a change in "
                              "sampling); the options' sampling-time fields apply to it")
+    parser.add_argument("--load-tag", default=None,
+                        help="with --resample: load the generators saved under this tag (default: --tag)")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="with --resample: fit DiffLM's output offsets again on the train split (to "
+                             "measure a change in calibration) and save the generator under --tag")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     target = DATASETS[args.dataset][0]
@@ -135,10 +141,14 @@ def main() -> None:
     for method in args.methods:
         name = method + args.tag
         if args.resample:
-            generator = AutoGenerator.from_pretrained(os.path.join(folder, name, "generator"))
+            loaded = method + (args.tag if args.load_tag is None else args.load_tag)
+            generator = AutoGenerator.from_pretrained(os.path.join(folder, loaded, "generator"))
             # sampling-time fields (target_columns, temperature, ...) apply to the saved generator
             generator.config = generator.config.replace(**options_of(method, args))
-            fit_seconds = results.get(name, {}).get("fit_seconds", math.nan)
+            fit_seconds = results.get(loaded, {}).get("fit_seconds", math.nan)
+            if args.recalibrate:
+                recalibrate(generator, train)
+                generator.save_pretrained(os.path.join(folder, name, "generator"))
         else:
             generator = new_generator(method, args)
             start = time.perf_counter()
@@ -153,6 +163,20 @@ def main() -> None:
                                    "training": {k: v for k, v in generator.training_info.items() if k != "history"}})
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
           f"native bf16 (bf16 training and sampling): {cpu_has_native_bf16()}")
+
+
+def recalibrate(generator: DiffLMGenerator, train: pd.DataFrame) -> None:
+    """Fit the output offsets again on the rows the generator trained on (its fit's split of train)."""
+    from hf_synth.generators.lm import split_records
+    from hf_synth.io import load_input
+
+    config = generator.config
+    rows, _ = split_records(load_input(datasets_from(train)).to_list(), config.seed, config.validation_size,
+                            config.max_validation_rows)
+    start = time.perf_counter()
+    result = generator._calibrate(rows)
+    generator.training_info["calibration"] = dataclasses.asdict(result)
+    print(f"calibration: {result} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def datasets_from(frame: pd.DataFrame):

@@ -37,6 +37,7 @@ from .constraints import RecordGrammar, SchemaLogitsProcessor
 from .errors import HFSynthError
 from .kv_cache import BufferedCache
 from .schema import RecordSchema
+from .naming_tokens import latest_naming, next_latest_naming
 from .tokenizer import PieceVocab, encode_prompt
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ MAX_PROMPT_TOKENS = 16_384
 MAX_STREAMS = 2
 #: ``prefix(row indices) -> (rows, P, hidden)`` input embeddings placed before each prompt.
 PrefixEmbeddings = Callable[[list[int]], torch.Tensor]
-#: ``output_bias(previous tokens (rows,), logits (rows, vocab)) -> biased logits`` of the next token.
-OutputBiasFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``output_bias(previous tokens (rows,), latest naming tokens (rows,), logits (rows, vocab)) ->
+#: biased logits`` of the next token (see :mod:`hf_synth.naming_tokens`).
+OutputBiasFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -96,12 +98,14 @@ def sample_records(
     nonnull: list[Iterable[str]] | None = None,
     prefix: PrefixEmbeddings | None = None,
     output_bias: OutputBiasFn | None = None,
+    naming: torch.Tensor | None = None,
 ) -> tuple[list[dict], SamplingReport]:
     """Sample one record per entry of ``rows`` (the fixed values of that row).
 
     ``prefix(indices)`` gives, for those rows, input embeddings ``(len(indices), P, hidden)`` placed
     before each prompt: soft prompts, or the embeddings of reserved prefix tokens.
-    ``output_bias(previous, logits)`` offsets each step's logits, given each row's last token.
+    ``output_bias(previous, named, logits)`` offsets each step's logits, given each row's last
+    token and its latest token that ``naming`` (a mask over the vocabulary) says names a field.
     """
     from tqdm.auto import tqdm
 
@@ -122,7 +126,7 @@ def sample_records(
             try:
                 return _decode_batch(model, grammar, [prompts[i] for i in batch], [nonnull[i] for i in batch],
                                      vocab, batch_seed, options, budget, cache,
-                                     prefix(batch) if prefix is not None else None, output_bias)
+                                     prefix(batch) if prefix is not None else None, output_bias, naming)
             finally:
                 caches.put(cache)
 
@@ -221,16 +225,21 @@ def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torc
 
 
 class OutputBias(LogitsProcessor):
-    """Adds logit offsets that depend on each row's previous token (DiffLM's calibrated bias)."""
+    """Adds logit offsets that depend on each row's previous token and the latest token that names a
+    field (DiffLM's calibrated offsets), followed as :func:`~hf_synth.naming_tokens.latest_naming` does."""
 
-    def __init__(self, bias: OutputBiasFn, last_prompt_tokens: torch.Tensor):
+    def __init__(self, bias: OutputBiasFn, prompts: torch.Tensor, naming: torch.Tensor):
         self.bias = bias
-        self.last_prompt_tokens = last_prompt_tokens  # the previous tokens of the first step
+        self.naming = naming
+        self.previous = prompts[:, -1]  # (B,) the last prompt tokens: the previous tokens of the first step
+        self.named = latest_naming(prompts, naming)[:, -1]  # (B,)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         # with inputs_embeds, input_ids holds only the new tokens: none at the first step
-        previous = input_ids[:, -1] if input_ids.shape[1] else self.last_prompt_tokens
-        return self.bias(previous.to(scores.device), scores)
+        if input_ids.shape[1]:
+            self.previous = input_ids[:, -1]
+            self.named = next_latest_naming(self.previous, self.named.to(self.previous.device), self.naming)
+        return self.bias(self.previous.to(scores.device), self.named.to(scores.device), scores)
 
 
 class SeededSample(LogitsProcessor):
@@ -256,7 +265,8 @@ class SeededSample(LogitsProcessor):
 
 @torch.no_grad()
 def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_new_tokens, cache: BufferedCache,
-                  prefix: torch.Tensor | None = None, output_bias: OutputBiasFn | None = None) -> list[dict | None]:
+                  prefix: torch.Tensor | None = None, output_bias: OutputBiasFn | None = None,
+                  naming: torch.Tensor | None = None) -> list[dict | None]:
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), vocab.pad_id, dtype=torch.long)
@@ -280,7 +290,9 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
     processor = SchemaLogitsProcessor(grammar, states, width if prefix is None else 0)
     processors = [processor]
     if output_bias is not None:
-        processors.insert(0, OutputBias(output_bias, torch.tensor([prompt[-1] for prompt in prompts])))
+        if naming is None:
+            naming = torch.zeros(vocab.vocab_size, dtype=torch.bool)
+        processors.insert(0, OutputBias(output_bias, input_ids, naming))
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))
     if options.top_p < 1.0:

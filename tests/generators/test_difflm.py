@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 
 import datasets
@@ -84,7 +85,7 @@ def test_the_soft_prompt_steers_the_decoder(fitted, adult):
     # with a projection that carries z, different latents decode to different rows (the calibrated
     # offsets are cleared: fitted on a few rows, they can dominate a tiny decoder's logits)
     saved = vae.injection.projection.weight.detach().clone(), vae.output_bias.detach().clone()
-    context = vae.context_rows, vae.context_columns, vae.context_table
+    context = vae.context_keys, vae.context_tokens, vae.context_table
     try:
         with torch.no_grad():
             vae.injection.projection.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
@@ -110,7 +111,7 @@ def _calibrated(fitted, batch, kind):
 
     vae = fitted.vae
     saved = {name: getattr(vae, name).detach().clone() for name in
-             ("output_bias", "context_rows", "context_columns", "context_table")}
+             ("output_bias", "context_keys", "context_tokens", "context_table")}
     try:
         with torch.no_grad():  # start far from calibrated: the fit must bring it back
             vae.output_bias.add_(torch.randn(vae.output_bias.shape, generator=torch.Generator().manual_seed(0)))
@@ -121,7 +122,7 @@ def _calibrated(fitted, batch, kind):
     finally:
         with torch.no_grad():
             vae.output_bias.copy_(saved["output_bias"])
-        vae.set_context_bias(saved["context_rows"], saved["context_columns"], saved["context_table"])
+        vae.set_context_bias(saved["context_keys"], saved["context_tokens"], saved["context_table"])
     return probabilities, result
 
 
@@ -180,19 +181,23 @@ def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
 
 
 def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
-    from hf_synth.generators.difflm.vae import padded, previous_tokens
+    from hf_synth.generators.difflm.vae import padded
     from hf_synth.tokenizer import encode_record
 
     rows = adult.to_list()
     ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
     batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
-    targets, previous = ids[mask.bool()], previous_tokens(ids)[mask.bool()]
+    previous, named = (t[mask.bool()] for t in fitted.vae.contexts(ids))
+    targets = ids[mask.bool()]
+    contexts = torch.unique(torch.stack([named, previous], 1)[previous >= 0], dim=0)  # (naming, previous) pairs
     frequency = torch.bincount(targets, minlength=fitted.vae.output_bias.shape[0]).float() / len(targets)
     used = frequency > 0
 
-    def context_error(probabilities):  # |predicted - observed| next-token counts, summed over previous tokens
-        errors = [(probabilities[previous == c].sum(0) - torch.bincount(targets[previous == c], minlength=len(frequency)))
-                  .abs().sum() for c in torch.unique(previous[previous >= 0])]
+    def context_error(probabilities):  # |predicted - observed| next-token counts, summed over contexts
+        errors = []
+        for name, token in contexts:
+            here = (named == name) & (previous == token)
+            errors.append((probabilities[here].sum(0) - torch.bincount(targets[here], minlength=len(frequency))).abs().sum())
         return float(torch.stack(errors).sum()) / len(targets)
 
     by_token, token_result = _calibrated(fitted, batch, "token")
@@ -203,7 +208,9 @@ def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
         # no prior on the per-token offsets: at the optimum each one's gradient, mean prediction
         # minus frequency, is zero
         assert torch.allclose(probabilities.mean(0)[used], frequency[used], atol=2e-3)
-    assert token_result.contexts == 0 and context_result.contexts == len(torch.unique(previous[previous >= 0]))
+    assert token_result.contexts == 0 and context_result.contexts == len(contexts)
+    # a shared number token is a context in each column and after each first digit
+    assert len(contexts) > len(torch.unique(previous[previous >= 0]))
     assert context_result.cross_entropy_after < token_result.cross_entropy_after
     assert context_error(by_context) < 0.5 * context_error(by_token)
 
@@ -223,23 +230,35 @@ def test_the_output_bias_applies_while_sampling(fitted):
     assert set(fitted.sample(40, seed=0, progress=False)["sex"]) == {"Female", "Male"}
 
 
-def test_offsets_by_previous_token_apply_while_sampling(fitted):
+def test_offsets_by_context_apply_while_sampling(fitted):
+    from hf_synth.generators.difflm.vae import context_key
+
     vocab, vae = fitted.lm.vocab, fitted.vae
     female = vocab.piece_ids(("cat", "sex", fitted.schema.fields["sex"].categories.index("Female")))[0]
     twenties = vocab.piece_ids(("numkey", "age", "2"))[0]  # "age" with first digit 2
-    saved = vae.context_rows, vae.context_columns, vae.context_table
-    rows = torch.full_like(saved[0], -1)
-    rows[female] = 0
-    try:  # after the token "Female", the first digit of age is 2
-        vae.set_context_bias(rows, torch.tensor([twenties]), torch.tensor([[50.0]]))
-        # conditioned rows start with their fixed columns: "Female" is the prompt's last token, and
-        # age the first column generated
-        women = fitted.sample(30, seed=0, conditions={"sex": "Female"}, progress=False)
-        men = fitted.sample(30, seed=0, conditions={"sex": "Male"}, progress=False)
-    finally:
-        vae.set_context_bias(*saved)
-    assert all(20 <= age <= 29 for age in women["age"])
-    assert not all(20 <= age <= 29 for age in men["age"])
+    thirties = vocab.piece_ids(("numkey", "age", "3"))[0]
+    five = vocab.char_id("5")
+    saved = vae.context_keys, vae.context_tokens, vae.context_table
+
+    def sample_with(previous, named, token, conditions):
+        key = context_key(torch.tensor([previous]), torch.tensor([named]), vocab.vocab_size)
+        try:
+            vae.set_context_bias(key, torch.tensor([token]), torch.tensor([[50.0]]))
+            return fitted.sample(30, seed=0, conditions=conditions, progress=False)
+        finally:
+            vae.set_context_bias(*saved)
+
+    # after the token "Female" (which names sex), the first digit of age is 2. Conditioned rows
+    # start with their fixed columns: "Female" is the prompt's last token, and age the first
+    # column generated
+    assert all(20 <= age <= 29 for age in sample_with(female, female, twenties, {"sex": "Female"})["age"])
+    assert not all(20 <= age <= 29 for age in sample_with(female, female, twenties, {"sex": "Male"})["age"])
+
+    # after age 35 (its tokens: first digit 3, then 5), sex is Female. The same last digit after
+    # another first digit, or ending hours-per-week, is another context
+    assert set(sample_with(five, thirties, female, {"age": 35})["sex"]) == {"Female"}
+    assert set(sample_with(five, thirties, female, {"age": 25})["sex"]) == {"Female", "Male"}
+    assert set(sample_with(five, thirties, female, {"age": 40, "hours-per-week": 35})["sex"]) == {"Female", "Male"}
 
 
 def test_encode_gives_one_latent_per_row(fitted, adult):
@@ -260,6 +279,42 @@ def test_save_load_round_trip(fitted, tmp_path):
     assert loaded.sample(30, seed=4, progress=False).to_list() == fitted.sample(30, seed=4, progress=False).to_list()
     assert torch.allclose(loaded.encode(fitted.sample(5, seed=1, progress=False)),
                           fitted.encode(fitted.sample(5, seed=1, progress=False)))
+
+
+def test_a_generator_saved_with_offsets_by_previous_token_alone_loads(fitted, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from hf_synth.hub import sha256_file
+
+    path = str(tmp_path / "difflm")
+    fitted.save_pretrained(path)
+    weights = os.path.join(path, "latent", "model.safetensors")
+    state = load_file(weights)
+    # the earlier layout: a row of offsets per previous token, and no naming tokens
+    vocab_size = fitted.lm.vocab.vocab_size
+    offsets = torch.randn((3, len(state["context_tokens"])), generator=torch.Generator().manual_seed(0))
+    rows = torch.full((vocab_size,), -1, dtype=torch.long)
+    previous = torch.tensor([5, 2, 9])  # rows of the table, not in the order of their tokens
+    rows[previous] = torch.arange(3)
+    for name in ("naming_tokens", "context_keys"):
+        del state[name]
+    state.update(context_rows=rows, context_columns=state.pop("context_tokens"), context_table=offsets)
+    save_file(state, weights)
+    with open(os.path.join(path, "generator_config.json")) as f:
+        meta = json.load(f)
+    meta["files"]["latent/model.safetensors"] = sha256_file(weights)
+    with open(os.path.join(path, "generator_config.json"), "w") as f:
+        json.dump(meta, f)
+
+    loaded = AutoGenerator.from_pretrained(path).vae
+    assert not loaded.naming_tokens.any()
+    logits = torch.zeros((4, vocab_size))
+    # no token names a field, so every context is a previous token alone
+    named = loaded.contexts(torch.tensor([[9, 2, 5, 7]]))[1][0]
+    assert named.tolist() == [-1] * 4
+    biased = loaded.add_bias(torch.tensor([9, 2, 5, 7]), named, logits) - loaded.output_bias
+    assert torch.allclose(biased[:3, loaded.context_tokens], offsets[[2, 1, 0]], atol=1e-5)
+    assert torch.allclose(biased[3], torch.zeros(vocab_size), atol=1e-5)  # no offsets after token 7
 
 
 def test_normal_prior_and_learned_prefix(adult):

@@ -36,14 +36,15 @@ from ...column_order import order_card_line
 from ...errors import GeneratorLoadError, HFSynthError, SchemaError
 from ...io import load_input
 from ...sampling import SamplingReport, sample_records
+from ...naming_tokens import naming_tokens
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
-from .calibration import fit_output_bias
+from .calibration import CalibrationResult, fit_output_bias
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
 from .steering import latent_collapsed, latent_information
-from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded
+from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded, upgraded_latent_state
 from .vae_training import VAETrainingArguments, train_vae
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,6 @@ class DiffLMGenerator(BaseGenerator):
 
         # 2. the VAE
         torch.manual_seed(config.seed)
-        codec = RecordCodec(lm.schema)
         hidden = decoder.get_input_embeddings().embedding_dim
         slot = decoder.get_input_embeddings().weight[lm.vocab.bos_id if config.decoder is None else lm.vocab.pad_id]
         backbone = self._new_encoder_backbone(lm, encoder_tokenizer)
@@ -112,25 +112,8 @@ class DiffLMGenerator(BaseGenerator):
         vae = DiffLMVAE(RecordEncoder(backbone, config.latent_dim), LatentInjection(latent, slot),
                         latent.vocab_size).to(device)
         self.lm, self.vae, self.encoder_tokenizer, self.schema = lm, vae, encoder_tokenizer, lm.schema
-        permute = lm.config.permute_probability
-
-        def batches(rows: list[dict], epoch: int | None) -> list[dict[str, torch.Tensor]]:
-            rows = list(rows)
-            rng = random.Random(config.seed * 7_919 + (epoch or 0))
-            if epoch is not None:
-                rng.shuffle(rows)
-            out = []
-            for first in range(0, len(rows), config.batch_size):
-                chunk = rows[first : first + config.batch_size]
-                # the decoder reads some records with other columns first, as it does for conditions
-                orders = [codec.training_order(rng, permute) if epoch is not None else None for _ in chunk]
-                out.append({**self._encoder_inputs(chunk),
-                            **dict(zip(("decoder_ids", "decoder_mask"), padded(
-                                [encode_record(lm.vocab, lm.schema, r, o) for r, o in zip(chunk, orders)],
-                                lm.vocab.pad_id)))})
-            return out
-
-        vae_result = train_vae(vae, decoder, lambda epoch: batches(train_rows, epoch), batches(val_rows, None),
+        vae_result = train_vae(vae, decoder, lambda epoch: self._vae_batches(train_rows, epoch),
+                               self._vae_batches(val_rows, None),
                                VAETrainingArguments(
                                    epochs=config.vae_epochs, learning_rate=config.learning_rate,
                                    weight_decay=config.weight_decay, beta_max=config.beta_max,
@@ -139,11 +122,7 @@ class DiffLMGenerator(BaseGenerator):
                                    eval_steps=config.eval_steps, seed=config.seed, progress=progress,
                                    mixed_precision=lm._mixed_precision()),
                                device)
-        calibration = None
-        if config.calibration != "none":  # exact logit offsets: average predictions match the data
-            chunks = (batches(train_rows[first : first + 1024], None) for first in range(0, len(train_rows), 1024))
-            calibration = fit_output_bias(vae, decoder, (b for chunk in chunks for b in chunk), device,
-                                          kind=config.calibration)
+        calibration = self._calibrate(train_rows) if config.calibration != "none" else None
 
         train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
         # what the latent tells the decoder, column by column (the model card reports it)
@@ -180,6 +159,35 @@ class DiffLMGenerator(BaseGenerator):
             "latent_std": [round(float(v), 4) for v in train_mu.std(0)],
         }
         return self
+
+    def _vae_batches(self, rows: list[dict], epoch: int | None) -> list[dict[str, torch.Tensor]]:
+        """The VAE's batches of ``rows``: shuffled, and some in other column orders, for a training
+        ``epoch``; as they are, in the natural order, for ``epoch=None``."""
+        config, lm = self.config, self.lm
+        codec = RecordCodec(lm.schema)
+        rows = list(rows)
+        rng = random.Random(config.seed * 7_919 + (epoch or 0))
+        if epoch is not None:
+            rng.shuffle(rows)
+        out = []
+        for first in range(0, len(rows), config.batch_size):
+            chunk = rows[first : first + config.batch_size]
+            # the decoder reads some records with other columns first, as it does for conditions
+            orders = [codec.training_order(rng, lm.config.permute_probability) if epoch is not None else None
+                      for _ in chunk]
+            out.append({**self._encoder_inputs(chunk),
+                        **dict(zip(("decoder_ids", "decoder_mask"), padded(
+                            [encode_record(lm.vocab, lm.schema, r, o) for r, o in zip(chunk, orders)],
+                            lm.vocab.pad_id)))})
+        return out
+
+    def _calibrate(self, rows: list[dict]) -> CalibrationResult:
+        """Fit the decoder's output offsets exactly on ``rows`` (see ``calibration.py``)."""
+        decoder = self.lm.model
+        self.vae.naming_tokens.copy_(naming_tokens(self.lm.vocab, self.schema))  # what the contexts read
+        chunks = (self._vae_batches(rows[first : first + 1024], None) for first in range(0, len(rows), 1024))
+        return fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
+                               next(decoder.parameters()).device, kind=self.config.calibration)
 
     def _decoder_generator(self) -> LMGenerator:
         config = self.config
@@ -343,7 +351,8 @@ class DiffLMGenerator(BaseGenerator):
             return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
 
         records, report = sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
-                                         nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias)
+                                         nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias,
+                                         naming=self.vae.naming_tokens)
         if config.target_columns and config.redraw_targets:
             self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
         return records, report
@@ -392,7 +401,8 @@ class DiffLMGenerator(BaseGenerator):
         ]
         calibration = info.get("calibration")
         if calibration:
-            by = "token and by previous token" if calibration["kind"] == "context" else "token"
+            by = "token and by context (the previous token and the latest token naming a field)" \
+                if calibration["kind"] == "context" else "token"
             lines.append(f"Logit offsets by {by} calibrated on {calibration['positions']:,} record tokens: "
                          f"cross-entropy {calibration['cross_entropy_before']} -> "
                          f"{calibration['cross_entropy_after']} nats per token.")
@@ -484,8 +494,9 @@ class DiffLMGenerator(BaseGenerator):
             slot = torch.zeros(latent.decoder_hidden)
             vae = DiffLMVAE(RecordEncoder(backbone, latent.latent_dim), LatentInjection(latent, slot), latent.vocab_size)
             state = load_file(os.path.join(directory, LATENT_DIR, "model.safetensors"))
-            if "context_table" in state:  # its shape depends on the data: size the buffers first
-                vae.set_context_bias(state["context_rows"], state["context_columns"], state["context_table"])
+            state = upgraded_latent_state(state)
+            # the offsets' shapes depend on the data: size the buffers first
+            vae.set_context_bias(state["context_keys"], state["context_tokens"], state["context_table"])
             missing, unexpected = vae.load_state_dict({**{f"encoder.backbone.{k}": v for k, v in backbone.state_dict().items()},
                                                        **state}, strict=False)
             if missing or unexpected:

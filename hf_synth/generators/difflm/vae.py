@@ -19,7 +19,7 @@ predictions while the share of every category drifts several points, and an inpu
 no direct handle on the output's intercepts. With a free bias the optimum is calibrated in the
 large (the mean predicted probability of each token equals its frequency), which
 :func:`~hf_synth.generators.difflm.calibration.fit_output_bias` enforces after training, together
-with offsets by previous token (``context_table``).
+with offsets by context: the previous token and the latest token that names a field (``context_table``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ...naming_tokens import latest_naming
 
 
 @dataclasses.dataclass
@@ -95,40 +97,50 @@ class DiffLMVAE(nn.Module):
         self.encoder = encoder
         self.injection = injection
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # added to the decoder's logits
-        # offsets by previous token, set by calibration.py: context_table[context_rows[previous],
-        # j] is added to the logit of token context_columns[j] (rows of -1: no offsets)
-        self.register_buffer("context_rows", torch.full((vocab_size,), -1, dtype=torch.long))
-        self.register_buffer("context_columns", torch.zeros(0, dtype=torch.long))
+        # offsets by context, set by calibration.py. A position's context is its previous token and
+        # the latest token before it that names a field (hf_synth.naming_tokens, by the mask
+        # naming_tokens), numbered by context_key. For a position whose context is
+        # context_keys[i], context_table[i, j] is added to the logit of token context_tokens[j].
+        self.register_buffer("naming_tokens", torch.zeros(vocab_size, dtype=torch.bool))
+        self.register_buffer("context_keys", torch.zeros(0, dtype=torch.long))  # sorted
+        self.register_buffer("context_tokens", torch.zeros(0, dtype=torch.long))
         self.register_buffer("context_table", torch.zeros((0, 0)))
 
-    def set_context_bias(self, rows: torch.Tensor, columns: torch.Tensor, table: torch.Tensor) -> None:
+    def set_context_bias(self, keys: torch.Tensor, tokens: torch.Tensor, table: torch.Tensor) -> None:
+        """Offsets ``table`` ``(K, U)`` for the contexts ``keys`` ``(K,)`` (sorted) on ``tokens`` ``(U,)``."""
         device = self.output_bias.device
-        self.context_rows, self.context_columns, self.context_table = rows.to(device), columns.to(device), table.to(device)
+        self.context_keys, self.context_tokens, self.context_table = keys.to(device), tokens.to(device), table.to(device)
 
     def clear_context_bias(self) -> None:
-        self.set_context_bias(torch.full_like(self.context_rows, -1), self.context_columns[:0], self.context_table[:0, :0])
+        self.set_context_bias(self.context_keys[:0], self.context_tokens[:0], self.context_table[:0, :0])
 
-    def add_bias(self, previous: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """``logits`` ``(B, V)`` of the next token plus the output bias and, for rows whose last token
-        ``previous`` ``(B,)`` has offsets, those (-1: no previous token)."""
+    def add_bias(self, previous: torch.Tensor, named: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` ``(B, V)`` of the next token plus the output bias and, for rows whose context
+        (last token ``previous`` ``(B,)``, latest naming token ``named`` ``(B,)``) has offsets, those."""
         logits = logits.float() + self.output_bias.detach().float().to(logits.device)
         if self.context_table.numel():
-            rows = torch.where(previous >= 0, self.context_rows[previous.clamp(min=0)], -1)
+            rows = context_rows(self.context_keys, context_key(previous, named, len(self.output_bias)))
             known = (rows >= 0).nonzero().squeeze(1)
-            logits[known.unsqueeze(1), self.context_columns] += self.context_table[rows[known]]
+            logits[known.unsqueeze(1), self.context_tokens] += self.context_table[rows[known]]
         return logits
+
+    def contexts(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context of each position of ``ids`` ``(B, T)``: the previous token, and the latest
+        naming token up to it (``(B, T)`` each; -1 where there is none)."""
+        named = latest_naming(ids, self.naming_tokens)
+        return previous_tokens(ids), torch.cat([named.new_full((len(ids), 1), -1), named[:, :-1]], dim=1)
 
     def decoder_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Float32 logits, without offsets, at the positions that predict each record token: ``(B, T, V)``."""
         return prompted_logits(decoder, self.injection(z), batch["decoder_ids"], batch["decoder_mask"]).float()
 
     def record_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """:meth:`decoder_logits` plus the output bias and the offsets by previous token: ``(B, T, V)``."""
+        """:meth:`decoder_logits` plus the output bias and the offsets by context: ``(B, T, V)``."""
         logits = self.decoder_logits(decoder, z, batch)
         if not self.context_table.numel():
             return logits + self.output_bias  # differentiable: the VAE trains the output bias
-        previous = previous_tokens(batch["decoder_ids"]).flatten()  # (B * T,)
-        return self.add_bias(previous, logits.flatten(0, 1)).view_as(logits)
+        previous, named = self.contexts(batch["decoder_ids"])
+        return self.add_bias(previous.flatten(), named.flatten(), logits.flatten(0, 1)).view_as(logits)
 
     def loss(self, decoder: nn.Module, batch: dict[str, torch.Tensor], beta: float,
              sample: bool = True) -> dict[str, torch.Tensor]:
@@ -150,6 +162,35 @@ def prompted_logits(decoder: nn.Module, prefix: torch.Tensor, ids: torch.Tensor,
     embeds = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # (B, P + T, H)
     attention = torch.cat([mask.new_ones((len(ids), prefix.shape[1])), mask], dim=1)
     return decoder(inputs_embeds=embeds, attention_mask=attention).logits[:, prefix.shape[1] - 1 : -1]
+
+
+def context_key(previous: torch.Tensor, named: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """One number per context (previous token, latest naming token; -1: none): -1 where there is
+    no previous token."""
+    return torch.where(previous >= 0, (named + 1) * vocab_size + previous, -1)
+
+
+def context_rows(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """The index of each of ``query`` in the sorted ``keys``, -1 where it is not there."""
+    if not len(keys):
+        return torch.full_like(query, -1)
+    index = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
+    return torch.where((keys[index] == query) & (query >= 0), index, -1)
+
+
+def upgraded_latent_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The saved VAE state in today's layout. Files saved when the offsets went by previous token
+    alone hold ``context_rows`` ``(V,)`` (a row of ``context_table`` per previous token, or -1) and
+    ``context_columns``; those contexts are today's with no naming token."""
+    if "context_rows" not in state:
+        return state
+    state = dict(state)
+    rows, tokens, table = state.pop("context_rows"), state.pop("context_columns"), state.pop("context_table")
+    keys = (rows >= 0).nonzero().squeeze(1)  # previous tokens with offsets, sorted
+    state["naming_tokens"] = torch.zeros(len(rows), dtype=torch.bool)
+    state.update(context_keys=context_key(keys, torch.full_like(keys, -1), len(rows)), context_tokens=tokens,
+                 context_table=table[rows[keys]] if len(keys) else table[:0])
+    return state
 
 
 def previous_tokens(ids: torch.Tensor) -> torch.Tensor:
