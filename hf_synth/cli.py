@@ -79,6 +79,8 @@ def _build_parser() -> argparse.ArgumentParser:
     difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     difflm.add_argument("--calibration", default=None, choices=["context", "token", "none"],
                         help="logit offsets fitted after the VAE (default: context)")
+    difflm.add_argument("--calibration-rounds", type=int, default=None,
+                        help="rounds that correct the offsets on sampled rows (default: 4; 0: none)")
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")
@@ -207,7 +209,7 @@ def _write_curation_report(path: str | None, report: Any) -> None:
 DIFFLM_FLAGS = {"decoder": "decoder", "encoder": "encoder", "latent_dim": "latent_dim", "virtual_tokens": "num_virtual_tokens",
                 "prefix_length": "prefix_length", "beta_max": "beta_max", "beta_min": "beta_min",
                 "diffusion_steps": "diffusion_steps", "sampling_steps": "sampling_steps", "prior": "prior",
-                "calibration": "calibration"}
+                "calibration": "calibration", "calibration_rounds": "calibration_rounds"}
 
 
 def _column_list(text: str) -> list[str]:

@@ -53,7 +53,7 @@ def test_fit_difflm_with_its_knobs(small_csv, tmp_path, capsys):
     out = str(tmp_path / "difflm")
     code = main(["fit", "--method", "difflm", "--dataset", small_csv, "--columns", "age,sex,income", "--epochs", "2",
                  "--latent-dim", "6", "--virtual-tokens", "3", "--prefix-length", "1", "--beta-max", "0.05",
-                 "--beta-min", "0.001", "--diffusion-steps", "40", "--sampling-steps", "6", "--calibration", "token", "--target-columns", "income",
+                 "--beta-min", "0.001", "--diffusion-steps", "40", "--sampling-steps", "6", "--calibration", "token", "--calibration-rounds", "2", "--target-columns", "income",
                  "--column-order", "dependence",
                  "--no-progress",
                  "--out", out, "--set", "encoder_layers=1", "encoder_hidden=32", "encoder_heads=2",
@@ -63,9 +63,9 @@ def test_fit_difflm_with_its_knobs(small_csv, tmp_path, capsys):
     assert saved["generator_class"] == "DiffLMGenerator"
     assert {k: saved["config"][k] for k in ("latent_dim", "num_virtual_tokens", "prefix_length", "beta_max",
                                             "beta_min", "diffusion_steps", "sampling_steps", "vae_epochs", "calibration",
-                                            "target_columns", "column_order")} == \
+                                            "calibration_rounds", "target_columns", "column_order")} == \
         {"latent_dim": 6, "num_virtual_tokens": 3, "prefix_length": 1, "beta_max": 0.05, "beta_min": 0.001,
-         "diffusion_steps": 40, "sampling_steps": 6, "vae_epochs": 2, "calibration": "token", "target_columns": ["income"],
+         "diffusion_steps": 40, "sampling_steps": 6, "vae_epochs": 2, "calibration": "token", "calibration_rounds": 2, "target_columns": ["income"],
          "column_order": "dependence"}
     assert saved["training"]["calibration"]["kind"] == "token"
     rows = str(tmp_path / "rows.csv")

@@ -23,7 +23,7 @@ TINY = dict(
     decoder_options=dict(n_layer=1, n_embd=32, n_head=2, epochs=2, batch_size=32, dropout=0.0),
     encoder_layers=1, encoder_hidden=32, encoder_heads=2, latent_dim=8, num_virtual_tokens=2,
     vae_epochs=3, batch_size=32, learning_rate=3e-3, diffusion_steps=150, diffusion_hidden=64,
-    diffusion_batch_size=64, sampling_steps=10, sample_batch_size=64,
+    diffusion_batch_size=64, sampling_steps=10, sample_batch_size=64, calibration_samples=192,
 )
 
 
@@ -50,6 +50,8 @@ def test_fit_trains_three_stages(fitted):
     assert info["diffusion"]["steps"] == TINY["diffusion_steps"]
     assert info["calibration"]["kind"] == "context" and info["calibration"]["contexts"] > 0
     assert info["calibration"]["cross_entropy_after"] < info["calibration"]["cross_entropy_before"]
+    assert len(info["calibration"]["sampled_gaps"]) == fitted.config.calibration_rounds > 0
+    assert "rounds on 192 sampled rows each" in fitted.model_card()
     assert not any(p.requires_grad for p in fitted.lm.model.parameters())  # the decoder stays frozen
     # the decoder trained with hints where the soft prompt goes, unless the options say otherwise
     assert fitted.lm.config.prefix_hints == DECODER_PREFIX_HINTS > 0 and fitted.lm.config.prefix_slots == fitted.config.slots
@@ -213,6 +215,35 @@ def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
     assert len(contexts) > len(torch.unique(previous[previous >= 0]))
     assert context_result.cross_entropy_after < token_result.cross_entropy_after
     assert context_error(by_context) < 0.5 * context_error(by_token)
+
+
+def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
+    from hf_synth.generators.difflm.calibration import context_counts, refine_by_sampling
+
+    vae = fitted.vae
+    saved = vae.context_table.clone()
+    rows = adult.to_list()
+    training = context_counts(vae, fitted._record_tokens(rows))
+    busiest = int(training.sum(1).argmax())  # the context the rows visit most
+    first, second = training[busiest].topk(2).indices.tolist()  # its two likeliest next tokens
+
+    def distance():  # of the busiest context's next token in sampled rows from the training rows'
+        sampled = context_counts(vae, fitted._record_tokens(fitted._calibration_rows(99)))[busiest]
+        return float(0.5 * (sampled / sampled.sum() - training[busiest] / training[busiest].sum()).abs().sum())
+
+    try:
+        with torch.no_grad():  # the two swapped
+            vae.context_table[busiest, first] -= 4.0
+            vae.context_table[busiest, second] += 4.0
+        perturbed, before = vae.context_table.clone(), distance()
+        gaps = refine_by_sampling(vae, fitted._record_tokens(rows), lambda r: fitted._record_tokens(
+            fitted._calibration_rows(r)), rounds=3)
+        moved, after = (vae.context_table - perturbed)[busiest], distance()
+    finally:
+        vae.context_table.copy_(saved)
+    assert len(gaps) == 3 and gaps[2] < gaps[0]
+    assert moved[first] > 1.0 and moved[second] < -1.0
+    assert before > 0.3 and after < 0.5 * before
 
 
 def test_the_output_bias_applies_while_sampling(fitted):

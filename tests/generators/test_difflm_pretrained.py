@@ -13,7 +13,7 @@ from hf_synth.errors import HFSynthError, SchemaError
 COLUMNS = ["age", "sex", "hours-per-week", "income"]
 SMALL = dict(encoder_layers=1, encoder_hidden=32, encoder_heads=2, latent_dim=8, num_virtual_tokens=2, vae_epochs=2,
              batch_size=16, learning_rate=3e-3, diffusion_steps=50, diffusion_hidden=32, diffusion_batch_size=32,
-             sampling_steps=5, sample_batch_size=32)
+             sampling_steps=5, sample_batch_size=32, calibration_samples=96)
 
 
 def save_tiny_gpt2(path: str, n_positions: int = 256) -> str:

@@ -19,6 +19,14 @@ Two kinds of offsets (``DiffLMGeneratorConfig.calibration``):
   whether a number goes on after its second pair of digits apart for every first digit. The pair
   offsets have a N(0, 1) prior (an L2 penalty), so a context seen a few times moves little.
 
+Teacher forcing reads every record from its true beginning, but a sampled record goes on from what
+was sampled before, where a latent and a prefix that never met in training can meet: on UCI Adult,
+after the exact fit, 1.2 % of sampled ``fnlwgt`` values had five digits and a first digit 1, for
+0.08 % in the data. So :func:`refine_by_sampling` then corrects the (context, token) offsets on
+sampled rows, round by round: it samples rows as ``sample`` does, counts which token follows each
+context in them and in the training rows, and adds the log ratio of the two frequencies to the
+offsets (four rounds: 0.2 %).
+
 Only tokens that occur in the records are re-biased; the softmax still runs over the whole
 vocabulary (the other tokens enter as one log-sum-exp per position), so a pretrained decoder's
 large vocabulary costs memory only for the tokens the records use.
@@ -27,7 +35,7 @@ large vocabulary costs memory only for the tokens the records use.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -40,6 +48,13 @@ MAX_CONTEXT_OFFSETS = 2**21
 #: Standard deviation of the prior on (context, token) offsets.
 CONTEXT_PRIOR_STD = 1.0
 KINDS = ("context", "token")
+#: A context seen fewer times than this, in the training rows or in a round's samples, keeps its
+#: offsets in that round: its frequencies are mostly noise.
+MIN_CONTEXT_COUNT = 30
+#: Added to every count of a context's tokens before the frequencies are compared.
+PSEUDO_COUNT = 0.5
+#: Most an offset moves in one round (nats).
+MAX_ROUND_STEP = 2.0
 
 
 @dataclasses.dataclass
@@ -50,6 +65,10 @@ class CalibrationResult:
     contexts: int
     cross_entropy_before: float
     cross_entropy_after: float
+    #: Before each round of :func:`refine_by_sampling`, how far the sampled rows' next tokens are
+    #: from the training rows': the total variation distance of each context's next token, averaged
+    #: over the contexts weighted by how often the training rows visit them.
+    sampled_gaps: list[float] = dataclasses.field(default_factory=list)
 
 
 @torch.no_grad()
@@ -132,3 +151,58 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
         vae.clear_context_bias()
     return CalibrationResult(kind=kind, positions=len(targets), tokens=len(used), contexts=len(contexts),
                              cross_entropy_before=round(before, 5), cross_entropy_after=round(after, 5))
+
+
+def context_counts(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """``(K, U)``: how often token ``vae.context_tokens[j]`` follows context ``vae.context_keys[i]``
+    in ``batches`` of ``(ids, mask)`` ``(B, T)`` each."""
+    vocab_size = len(vae.output_bias)
+    token_index = torch.full((vocab_size,), -1, dtype=torch.long)
+    token_index[vae.context_tokens.cpu()] = torch.arange(len(vae.context_tokens))
+    keys = vae.context_keys.cpu()
+    counts = torch.zeros(vae.context_table.shape)
+    for ids, mask in batches:
+        previous, named = vae.contexts(ids.to(vae.naming_tokens.device))
+        real = mask.bool()
+        rows = context_rows(keys, context_key(previous, named, vocab_size).cpu()[real])
+        tokens = token_index[ids[real]]
+        counted = (rows >= 0) & (tokens >= 0)
+        counts.index_put_((rows[counted], tokens[counted]), torch.ones(int(counted.sum())), accumulate=True)
+    return counts
+
+
+def refine_by_sampling(vae: DiffLMVAE, records: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                       sampled: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                       rounds: int) -> list[float]:
+    """Move ``vae``'s (context, token) offsets so that sampled rows follow each context with the
+    tokens the training rows follow it with (see the module docstring).
+
+    ``records`` are the training rows' ``(ids, mask)`` batches; ``sampled(round)`` samples rows
+    with the current offsets and gives theirs. Returns the gap before each round (see
+    :attr:`CalibrationResult.sampled_gaps`).
+    """
+    if not vae.context_table.numel():
+        return []
+    target = context_counts(vae, records)
+    gaps = []
+    for round_ in range(rounds):
+        counts = context_counts(vae, sampled(round_))
+        step, gap = _frequency_step(target, counts)
+        with torch.no_grad():
+            vae.context_table += step.to(vae.context_table.device)
+        gaps.append(round(gap, 5))
+    return gaps
+
+
+def _frequency_step(target: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The change of each offset that makes ``counts`` ``(K, U)`` follow ``target``'s frequencies
+    (the log ratio), and the gap between the two (see :attr:`CalibrationResult.sampled_gaps`)."""
+    target_total, total = target.sum(1, keepdim=True), counts.sum(1, keepdim=True)  # (K, 1)
+    smoothing = PSEUDO_COUNT * target.shape[1]
+    log_ratio = (torch.log((target + PSEUDO_COUNT) / (target_total + smoothing))
+                 - torch.log((counts + PSEUDO_COUNT) / (total + smoothing)))
+    seen = (target_total >= MIN_CONTEXT_COUNT) & (total >= MIN_CONTEXT_COUNT)  # (K, 1)
+    step = torch.where(seen & (target + counts > 0), log_ratio.clamp(-MAX_ROUND_STEP, MAX_ROUND_STEP), 0.0)
+    distance = 0.5 * (target / target_total.clamp(min=1) - counts / total.clamp(min=1)).abs().sum(1)  # (K,)
+    weight = (target_total * seen).squeeze(1)
+    return step, float((distance * weight).sum() / weight.sum().clamp(min=1))

@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import random
-from typing import Any
+from typing import Any, Iterator
 
 import datasets
 import torch
@@ -36,11 +36,12 @@ from ...column_order import order_card_line
 from ...errors import GeneratorLoadError, HFSynthError, SchemaError
 from ...io import load_input
 from ...sampling import SamplingReport, sample_records
+from ...streams import derive_seed
 from ...naming_tokens import naming_tokens
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
-from .calibration import CalibrationResult, fit_output_bias
+from .calibration import CalibrationResult, fit_output_bias, refine_by_sampling
 from .config import DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
 from .steering import latent_collapsed, latent_information
@@ -182,12 +183,35 @@ class DiffLMGenerator(BaseGenerator):
         return out
 
     def _calibrate(self, rows: list[dict]) -> CalibrationResult:
-        """Fit the decoder's output offsets exactly on ``rows`` (see ``calibration.py``)."""
-        decoder = self.lm.model
+        """Fit the decoder's output offsets on ``rows``: exactly on the rows read teacher-forced, then
+        ``calibration_rounds`` rounds on sampled rows (see ``calibration.py``)."""
+        config, decoder = self.config, self.lm.model
         self.vae.naming_tokens.copy_(naming_tokens(self.lm.vocab, self.schema))  # what the contexts read
         chunks = (self._vae_batches(rows[first : first + 1024], None) for first in range(0, len(rows), 1024))
-        return fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
-                               next(decoder.parameters()).device, kind=self.config.calibration)
+        result = fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
+                                 next(decoder.parameters()).device, kind=config.calibration)
+        if config.calibration == "context" and config.calibration_rounds:
+            result.sampled_gaps = refine_by_sampling(self.vae, self._record_tokens(rows),
+                                                     lambda round_: self._record_tokens(self._calibration_rows(round_)),
+                                                     config.calibration_rounds)
+        return result
+
+    def _record_tokens(self, records: list[dict]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(ids, mask)`` batches of ``records`` written in the decoder's (natural) column order."""
+        for first in range(0, len(records), 1024):
+            yield padded([encode_record(self.lm.vocab, self.schema, r) for r in records[first : first + 1024]],
+                         self.lm.vocab.pad_id)
+
+    def _calibration_rows(self, round_: int) -> list[dict]:
+        """``calibration_samples`` rows for a round of calibration: sampled as ``sample`` does, with
+        every token from the offsets being fitted (the targets are not redrawn)."""
+        config = self.config
+        seed = derive_seed(config.seed, "calibration", round_)
+        rows = [{} for _ in range(config.calibration_samples)]
+        records, _ = self._decode(rows, self.sample_latents(len(rows), seed), seed=seed, nonnull=None,
+                                  batch_size=config.sample_batch_size, temperature=config.temperature,
+                                  top_p=config.top_p, numeric_bounds=None, progress=False)
+        return records
 
     def _decoder_generator(self) -> LMGenerator:
         config = self.config
@@ -342,6 +366,14 @@ class DiffLMGenerator(BaseGenerator):
         decoding = dict(batch_size=batch_size or config.sample_batch_size,
                         temperature=config.temperature if temperature is None else temperature,
                         top_p=config.top_p if top_p is None else top_p, numeric_bounds=numeric_bounds, progress=progress)
+        records, report = self._decode(rows, z, seed=seed, nonnull=nonnull, **decoding)
+        if config.target_columns and config.redraw_targets:
+            self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
+        return records, report
+
+    def _decode(self, rows: list[dict], z: torch.Tensor, *, seed: int, nonnull: list[tuple] | None,
+                **decoding: Any) -> tuple[list[dict], SamplingReport]:
+        """Decode latents ``z`` ``(len(rows), d)`` into records that keep the values in ``rows``."""
         grammar, options = self.lm.decoding(**decoding)
         model = self.lm._sampling_model()
         injection = self.vae.injection
@@ -350,19 +382,14 @@ class DiffLMGenerator(BaseGenerator):
         def prefix(indices: list[int]) -> torch.Tensor:
             return injection(z[indices].to(next(injection.parameters()).device))  # (b, P, H)
 
-        records, report = sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
-                                         nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias,
-                                         naming=self.vae.naming_tokens)
-        if config.target_columns and config.redraw_targets:
-            self._redraw_targets(rows, records, report, seed=seed, nonnull=nonnull, **decoding)
-        return records, report
+        return sample_records(model, grammar, self.lm.vocab, self.schema, rows, seed=seed, options=options,
+                              nonnull=nonnull, prefix=prefix, output_bias=self.vae.add_bias,
+                              naming=self.vae.naming_tokens)
 
     def _redraw_targets(self, rows: list[dict], records: list[dict], report: SamplingReport, *, seed: int,
                         nonnull: list[tuple] | None, **options: Any) -> None:
         """Draw ``target_columns`` of ``records`` (in place) again from the decoder alone, given the
         rest of each row; a target the caller fixed in ``rows`` stays."""
-        from ...streams import derive_seed
-
         targets = self.config.target_columns
         check_target_columns(targets, self.schema.columns)  # a config changed after fitting
         todo = [i for i, row in enumerate(rows) if any(c not in row for c in targets)]
@@ -406,6 +433,11 @@ class DiffLMGenerator(BaseGenerator):
             lines.append(f"Logit offsets by {by} calibrated on {calibration['positions']:,} record tokens: "
                          f"cross-entropy {calibration['cross_entropy_before']} -> "
                          f"{calibration['cross_entropy_after']} nats per token.")
+            gaps = calibration.get("sampled_gaps")
+            if gaps:
+                lines.append(f"Then {len(gaps)} rounds on {config.calibration_samples:,} sampled rows each brought the "
+                             "sampled rows' next token after each context towards the training rows' (total variation "
+                             f"per context, before each round: {', '.join(f'{g:.4f}' for g in gaps)}).")
         information = info.get("latent_information")
         if information:
             saved = ", ".join(f"`{name}` {m['saved']:.2f}" for name, m in information.items())
