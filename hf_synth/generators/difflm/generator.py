@@ -1,6 +1,6 @@
 """DiffLMGenerator: a VAE whose latent steers a frozen causal LM, with a latent diffusion prior.
 
-Fitting runs three stages (DiffLM, arXiv 2411.03250):
+Fitting runs three stages (DiffLM, arXiv 2411.03250), then calibrates:
 
 1. **Decoder.** The LM generator's own small GPT-2 is trained on the records, with the soft prompt's
    positions reserved (``<bos>`` slots), and then frozen. A pretrained causal LM given by id or path
@@ -8,10 +8,11 @@ Fitting runs three stages (DiffLM, arXiv 2411.03250):
 2. **VAE.** An encoder reads each record into ``(mu, logvar)``; ``z`` becomes ``k`` soft-prompt
    vectors before the record's tokens; only the encoder, the projection and an output bias train,
    on token cross-entropy + beta x KL with a validation-driven beta schedule (``vae_training.py``).
-   Logit offsets, per token and per (previous token, token) pair, are then fitted exactly, so
-   that average predictions match the data (``calibration.py``).
 3. **Prior.** The VAE posterior does not match N(0, I), so an EDM diffusion model learns the
    distribution of the encoder means (``diffusion.py``).
+4. **Calibration.** Logit offsets, per token and per (context, token) pair, are fitted exactly so
+   that average predictions match the data, then moved in rounds on rows sampled through the prior
+   (``calibration.py``).
 
 Sampling: diffusion -> z -> soft prompt -> batched, KV-cached decoding with the schema constraint,
 so every row is valid; conditions fix columns as for the LM generator. ``target_columns`` (a label a
@@ -123,16 +124,7 @@ class DiffLMGenerator(BaseGenerator):
                                    eval_steps=config.eval_steps, seed=config.seed, progress=progress,
                                    mixed_precision=lm._mixed_precision()),
                                device)
-        calibration = self._calibrate(train_rows) if config.calibration != "none" else None
-
         train_mu, val_mu = self.encode(train_rows), self.encode(val_rows)
-        # what the latent tells the decoder, column by column (the model card reports it)
-        information = latent_information(vae, decoder, lm.vocab, lm.schema, val_rows, val_mu)
-        if latent_collapsed(information):
-            logger.warning("the latent steers almost nothing (%.3f nats saved per validation row): the VAE collapsed "
-                           "to one soft prompt for every row, so rows come from the decoder alone. A lower "
-                           "learning_rate or beta_max keeps the latent informative.",
-                           sum(m["saved"] for m in information.values()))
 
         # 3. the prior: EDM diffusion on the (normalised) encoder means of the training rows
         self.diffusion, diffusion_history = None, None
@@ -143,6 +135,16 @@ class DiffLMGenerator(BaseGenerator):
                 seed=config.seed))
             diffusion_history = self.diffusion.fit(train_mu, validation=val_mu if len(val_mu) >= 2 else None,
                                                    progress=progress)
+
+        # 4. the decoder's output offsets; its rounds on sampled rows draw latents from the prior
+        calibration = self._calibrate(train_rows) if config.calibration != "none" else None
+        # what the latent tells the decoder, column by column (the model card reports it)
+        information = latent_information(vae, decoder, lm.vocab, lm.schema, val_rows, val_mu)
+        if latent_collapsed(information):
+            logger.warning("the latent steers almost nothing (%.3f nats saved per validation row): the VAE collapsed "
+                           "to one soft prompt for every row, so rows come from the decoder alone. A lower "
+                           "learning_rate or beta_max keeps the latent informative.",
+                           sum(m["saved"] for m in information.values()))
         self.source = None
         self.training_info = {
             **{k: v for k, v in lm.training_info.items() if k not in ("history", "dataset")},
