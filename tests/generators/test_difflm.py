@@ -169,7 +169,7 @@ def test_latent_information_is_what_the_latent_saves_the_decoder(fitted, adult):
     batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
     optimizer = torch.optim.Adam([p for p in remembering.parameters() if p.requires_grad], lr=1e-2)
     remembering.train()
-    for _ in range(100):
+    for _ in range(300):
         optimizer.zero_grad()
         remembering.loss(fitted.lm.model, batch, beta=0.0, sample=False)["loss"].backward()
         optimizer.step()
@@ -228,7 +228,7 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
     first, second = training[busiest].topk(2).indices.tolist()  # its two likeliest next tokens
 
     def distance():  # of the busiest context's next token in sampled rows from the training rows'
-        sampled = context_counts(vae, fitted._record_tokens(fitted._calibration_rows(99)))[busiest]
+        sampled = context_counts(vae, fitted._record_tokens(fitted._calibration_rows(99, 192)))[busiest]
         return float(0.5 * (sampled / sampled.sum() - training[busiest] / training[busiest].sum()).abs().sum())
 
     try:
@@ -237,7 +237,7 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
             vae.context_table[busiest, second] += 4.0
         perturbed, before = vae.context_table.clone(), distance()
         gaps = refine_by_sampling(vae, fitted._record_tokens(rows), lambda r: fitted._record_tokens(
-            fitted._calibration_rows(r)), rounds=3)
+            fitted._calibration_rows(r, 192)), rounds=3)
         moved, after = (vae.context_table - perturbed)[busiest], distance()
     finally:
         vae.context_table.copy_(saved)
@@ -366,6 +366,12 @@ def test_bad_input_fails_before_training(adult):
         DiffLMGenerator(num_virtual_tokens=500)
     with pytest.raises(ConfigError, match="beta_min"):
         DiffLMGenerator(beta_min=0.5, beta_max=0.1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="calibration_rounds"):
+            DiffLMGenerator(calibration_rounds=bad)
+    for bad in (0, 2.0, False):
+        with pytest.raises(ConfigError, match="calibration_samples"):
+            DiffLMGenerator(calibration_samples=bad)
     with pytest.raises(ConfigError, match="may not set"):
         DiffLMGenerator(decoder_options={"prefix_slots": 3})
     with pytest.raises(ConfigError, match="n_layer"):

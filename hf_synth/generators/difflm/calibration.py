@@ -69,6 +69,8 @@ class CalibrationResult:
     #: from the training rows': the total variation distance of each context's next token, averaged
     #: over the contexts weighted by how often the training rows visit them.
     sampled_gaps: list[float] = dataclasses.field(default_factory=list)
+    #: Rows sampled in each of those rounds.
+    samples: int = 0
 
 
 @torch.no_grad()

@@ -9,6 +9,8 @@ from ...configuration import ConfigError, GeneratorConfig, check_column_order, c
 #: Bounds that keep a fit meaningful: a latent must carry something, a soft prompt must fit the context.
 MAX_LATENT_DIM = 1024
 MAX_VIRTUAL_TOKENS = 64
+#: Fewest rows a round of calibration samples when ``calibration_samples`` is ``None``.
+MIN_CALIBRATION_SAMPLES = 8192
 #: ``LMGeneratorConfig.prefix_hints`` of the decoder trained from scratch, unless ``decoder_options`` sets it.
 DECODER_PREFIX_HINTS = 0.5
 
@@ -50,10 +52,11 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             trained with the VAE).
         calibration_rounds: With ``calibration="context"``, rounds that then move the (context,
             token) offsets so that sampled rows follow each context with the tokens the training
-            rows follow it with (0: none). Each round samples ``calibration_samples`` rows. Four
-            rounds of 8,192 rows took UCI Adult's shape / trend error from 1.16 / 2.61 % to
-            0.98 / 2.35 % (benchmarks/RESULTS.md).
-        calibration_samples: Rows sampled in each of the ``calibration_rounds``.
+            rows follow it with (0: none). Each round samples ``calibration_samples`` rows.
+            RESULTS_PLACEHOLDER
+        calibration_samples: Rows sampled in each of the ``calibration_rounds``; ``None``: as many
+            as the fit trains on, at least :data:`MIN_CALIBRATION_SAMPLES`. More rows let the
+            rounds move the offsets of rarer contexts.
         patience: Stop after this many evaluations without a better validation loss.
         eval_steps: Also evaluate every this many steps (0: once per epoch).
         validation_size, max_validation_rows: Rows held out for validation.
@@ -107,8 +110,8 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     beta_patience: int = 1
     patience: int = 3
     calibration: str = "context"
-    calibration_rounds: int = 4
-    calibration_samples: int = 8192
+    calibration_rounds: int = 6
+    calibration_samples: int | None = None
     eval_steps: int = 0
     validation_size: float = 0.1
     max_validation_rows: int = 2000
@@ -132,8 +135,7 @@ class DiffLMGeneratorConfig(GeneratorConfig):
     def validate(self) -> None:
         positive(self, "encoder_layers", "encoder_hidden", "encoder_heads", "vae_epochs", "batch_size",
                  "learning_rate", "beta_patience", "patience", "max_validation_rows", "diffusion_steps",
-                 "diffusion_hidden", "diffusion_batch_size", "sampling_steps", "sample_batch_size", "temperature",
-                 "calibration_samples")
+                 "diffusion_hidden", "diffusion_batch_size", "sampling_steps", "sample_batch_size", "temperature")
         name = type(self).__name__
         if not 1 <= self.latent_dim <= MAX_LATENT_DIM:
             raise ConfigError(f"{name}.latent_dim must be in [1, {MAX_LATENT_DIM}], got {self.latent_dim}")
@@ -153,6 +155,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         if isinstance(self.calibration_rounds, bool) or not isinstance(self.calibration_rounds, int) \
                 or self.calibration_rounds < 0:
             raise ConfigError(f"{name}.calibration_rounds must be an integer >= 0, got {self.calibration_rounds!r}")
+        if self.calibration_samples is not None and (isinstance(self.calibration_samples, bool) or not isinstance(
+                self.calibration_samples, int) or self.calibration_samples < 1):
+            raise ConfigError(f"{name}.calibration_samples must be a positive integer or None, "
+                              f"got {self.calibration_samples!r}")
         if self.prior not in ("diffusion", "normal"):
             raise ConfigError(f"{name}.prior must be 'diffusion' or 'normal', got {self.prior!r}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -43,7 +43,7 @@ from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
 from .calibration import CalibrationResult, fit_output_bias, refine_by_sampling
-from .config import DiffLMGeneratorConfig
+from .config import MIN_CALIBRATION_SAMPLES, DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
 from .steering import latent_collapsed, latent_information
 from .vae import DiffLMVAE, LatentConfig, LatentInjection, RecordEncoder, padded, upgraded_latent_state
@@ -193,9 +193,11 @@ class DiffLMGenerator(BaseGenerator):
         result = fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
                                  next(decoder.parameters()).device, kind=config.calibration)
         if config.calibration == "context" and config.calibration_rounds:
-            result.sampled_gaps = refine_by_sampling(self.vae, self._record_tokens(rows),
-                                                     lambda round_: self._record_tokens(self._calibration_rows(round_)),
-                                                     config.calibration_rounds)
+            samples = config.calibration_samples or max(MIN_CALIBRATION_SAMPLES, len(rows))
+            result.sampled_gaps = refine_by_sampling(
+                self.vae, self._record_tokens(rows),
+                lambda round_: self._record_tokens(self._calibration_rows(round_, samples)), config.calibration_rounds)
+            result.samples = samples
         return result
 
     def _record_tokens(self, records: list[dict]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -204,12 +206,12 @@ class DiffLMGenerator(BaseGenerator):
             yield padded([encode_record(self.lm.vocab, self.schema, r) for r in records[first : first + 1024]],
                          self.lm.vocab.pad_id)
 
-    def _calibration_rows(self, round_: int) -> list[dict]:
-        """``calibration_samples`` rows for a round of calibration: sampled as ``sample`` does, with
-        every token from the offsets being fitted (the targets are not redrawn)."""
+    def _calibration_rows(self, round_: int, count: int) -> list[dict]:
+        """``count`` rows for a round of calibration: sampled as ``sample`` does, with every token
+        from the offsets being fitted (the targets are not redrawn)."""
         config = self.config
         seed = derive_seed(config.seed, "calibration", round_)
-        rows = [{} for _ in range(config.calibration_samples)]
+        rows = [{} for _ in range(count)]
         records, _ = self._decode(rows, self.sample_latents(len(rows), seed), seed=seed, nonnull=None,
                                   batch_size=config.sample_batch_size, temperature=config.temperature,
                                   top_p=config.top_p, numeric_bounds=None, progress=False)
@@ -437,7 +439,7 @@ class DiffLMGenerator(BaseGenerator):
                          f"{calibration['cross_entropy_after']} nats per token.")
             gaps = calibration.get("sampled_gaps")
             if gaps:
-                lines.append(f"Then {len(gaps)} rounds on {config.calibration_samples:,} sampled rows each brought the "
+                lines.append(f"Then {len(gaps)} rounds on {calibration.get('samples', 0):,} sampled rows each brought the "
                              "sampled rows' next token after each context towards the training rows' (total variation "
                              f"per context, before each round: {', '.join(f'{g:.4f}' for g in gaps)}).")
         information = info.get("latent_information")
