@@ -68,11 +68,11 @@ def main() -> None:
     encoded = [encode_record_with_columns(lm.vocab, generator.schema, r) for r in rows]
     ids, mask = padded([e[0] for e in encoded], lm.vocab.pad_id)
     columns = [e[1] for e in encoded]
-    previous, named = (t.flatten() for t in vae.contexts(ids))
+    previous, named, steps = (t.flatten() for t in vae.contexts(ids))
 
     def logits_of(prefix: torch.Tensor) -> torch.Tensor:
         logits = prompted_logits(decoder, prefix, ids, mask)
-        return vae.add_bias(previous, named, logits.flatten(0, 1)).view_as(logits)
+        return vae.add_bias(previous, named, steps, logits.flatten(0, 1)).view_as(logits)
 
     mu = generator.encode(rows)
     measured = latent_information(vae, decoder, lm.vocab, generator.schema, rows, mu)

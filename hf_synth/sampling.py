@@ -37,7 +37,7 @@ from .constraints import RecordGrammar, SchemaLogitsProcessor
 from .errors import HFSynthError
 from .kv_cache import BufferedCache
 from .schema import RecordSchema
-from .naming_tokens import latest_naming, next_latest_naming
+from .naming_tokens import naming_context, next_naming_context
 from .tokenizer import PieceVocab, encode_prompt
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,9 @@ MAX_PROMPT_TOKENS = 16_384
 MAX_STREAMS = 2
 #: ``prefix(row indices) -> (rows, P, hidden)`` input embeddings placed before each prompt.
 PrefixEmbeddings = Callable[[list[int]], torch.Tensor]
-#: ``output_bias(previous tokens (rows,), latest naming tokens (rows,), logits (rows, vocab)) ->
-#: biased logits`` of the next token (see :mod:`hf_synth.naming_tokens`).
-OutputBiasFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``output_bias(previous tokens (rows,), latest naming tokens (rows,), steps since them (rows,),
+#: logits (rows, vocab)) -> biased logits`` of the next token (see :mod:`hf_synth.naming_tokens`).
+OutputBiasFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -104,8 +104,9 @@ def sample_records(
 
     ``prefix(indices)`` gives, for those rows, input embeddings ``(len(indices), P, hidden)`` placed
     before each prompt: soft prompts, or the embeddings of reserved prefix tokens.
-    ``output_bias(previous, named, logits)`` offsets each step's logits, given each row's last
-    token and its latest token that ``naming`` (a mask over the vocabulary) says names a field.
+    ``output_bias(previous, named, steps, logits)`` offsets each step's logits, given each row's
+    last token, its latest token that ``naming`` (a mask over the vocabulary) says names a field,
+    and the tokens since that one.
     """
     from tqdm.auto import tqdm
 
@@ -225,21 +226,26 @@ def _with_prefix(model, input_ids, attention, prefix, lengths) -> dict[str, torc
 
 
 class OutputBias(LogitsProcessor):
-    """Adds logit offsets that depend on each row's previous token and the latest token that names a
-    field (DiffLM's calibrated offsets), followed as :func:`~hf_synth.naming_tokens.latest_naming` does."""
+    """Adds logit offsets that depend on each row's previous token, the latest token that names a
+    field and the steps since it (DiffLM's calibrated offsets), followed as
+    :func:`~hf_synth.naming_tokens.naming_context` does."""
 
     def __init__(self, bias: OutputBiasFn, prompts: torch.Tensor, naming: torch.Tensor):
         self.bias = bias
         self.naming = naming
         self.previous = prompts[:, -1]  # (B,) the last prompt tokens: the previous tokens of the first step
-        self.named = latest_naming(prompts, naming)[:, -1]  # (B,)
+        named, steps = naming_context(prompts, naming)
+        self.named, self.steps = named[:, -1], steps[:, -1]  # (B,) each
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         # with inputs_embeds, input_ids holds only the new tokens: none at the first step
         if input_ids.shape[1]:
             self.previous = input_ids[:, -1]
-            self.named = next_latest_naming(self.previous, self.named.to(self.previous.device), self.naming)
-        return self.bias(self.previous.to(scores.device), self.named.to(scores.device), scores)
+            device = self.previous.device
+            self.named, self.steps = next_naming_context(self.previous, self.named.to(device), self.steps.to(device),
+                                                         self.naming)
+        device = scores.device
+        return self.bias(self.previous.to(device), self.named.to(device), self.steps.to(device), scores)
 
 
 class SeededSample(LogitsProcessor):

@@ -1,8 +1,9 @@
-"""The latest token that names a field, read from the tokens alone (hf_synth.naming_tokens)."""
+"""The latest token that names a field and the steps since it, read from the tokens alone
+(hf_synth.naming_tokens)."""
 
 import torch
 
-from hf_synth.naming_tokens import latest_naming, naming_tokens, next_latest_naming
+from hf_synth.naming_tokens import MAX_STEPS, naming_context, naming_tokens, next_naming_context
 from hf_synth.tokenizer import encode_record_with_columns
 from record_strategies import all_kinds_dataset, all_kinds_schema
 from test_tokenizer import pretrained_vocab, record_tokenizer
@@ -24,18 +25,19 @@ def test_every_field_starts_with_a_token_that_names_it():
             for p, token in enumerate(ids):
                 if naming[token]:
                     owners.setdefault(token, set()).add(written[p])
-            read = latest_naming(torch.tensor([ids]), naming)[0].tolist()
+            read, steps = (t[0].tolist() for t in naming_context(torch.tensor([ids]), naming))
             for p in range(len(ids)):
-                named = [ids[q] for q in range(p + 1) if naming[ids[q]]]
-                assert read[p] == (named[-1] if named else -1)
+                named = [q for q in range(p + 1) if naming[ids[q]]]
+                assert read[p] == (ids[named[-1]] if named else -1)
+                assert steps[p] == (min(p - named[-1], MAX_STEPS) if named else 0)
                 if written[p]:  # a token of a field is read as that field's, however many fields share it
                     assert written[p] in owners[read[p]]
                     checked += 1
             # one token at a time, as while sampling
-            current = torch.tensor([-1])
+            current, step = torch.tensor([-1]), torch.tensor([0])
             for p, token in enumerate(ids):
-                current = next_latest_naming(torch.tensor([token]), current, naming)
-                assert int(current) == read[p]
+                current, step = next_naming_context(torch.tensor([token]), current, step, naming)
+                assert (int(current), int(step)) == (read[p], steps[p])
     assert checked > 100
     assert all(len(columns) == 1 for columns in owners.values())  # a naming token names one field
 

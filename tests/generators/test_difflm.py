@@ -189,16 +189,16 @@ def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
     rows = adult.to_list()
     ids, mask = padded([encode_record(fitted.lm.vocab, fitted.schema, r) for r in rows], fitted.lm.vocab.pad_id)
     batch = {**fitted._encoder_inputs(rows), "decoder_ids": ids, "decoder_mask": mask}
-    previous, named = (t[mask.bool()] for t in fitted.vae.contexts(ids))
+    previous, named, steps = (t[mask.bool()] for t in fitted.vae.contexts(ids))
     targets = ids[mask.bool()]
-    contexts = torch.unique(torch.stack([named, previous], 1)[previous >= 0], dim=0)  # (naming, previous) pairs
+    contexts = torch.unique(torch.stack([named, steps, previous], 1)[previous >= 0], dim=0)
     frequency = torch.bincount(targets, minlength=fitted.vae.output_bias.shape[0]).float() / len(targets)
     used = frequency > 0
 
     def context_error(probabilities):  # |predicted - observed| next-token counts, summed over contexts
         errors = []
-        for name, token in contexts:
-            here = (named == name) & (previous == token)
+        for name, step, token in contexts:
+            here = (named == name) & (steps == step) & (previous == token)
             errors.append((probabilities[here].sum(0) - torch.bincount(targets[here], minlength=len(frequency))).abs().sum())
         return float(torch.stack(errors).sum()) / len(targets)
 
@@ -211,7 +211,7 @@ def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
         # minus frequency, is zero
         assert torch.allclose(probabilities.mean(0)[used], frequency[used], atol=2e-3)
     assert token_result.contexts == 0 and context_result.contexts == len(contexts)
-    # a shared number token is a context in each column and after each first digit
+    # a shared number token is a context in each column, after each first digit, at each place
     assert len(contexts) > len(torch.unique(previous[previous >= 0]))
     assert context_result.cross_entropy_after < token_result.cross_entropy_after
     assert context_error(by_context) < 0.5 * context_error(by_token)
@@ -271,8 +271,8 @@ def test_offsets_by_context_apply_while_sampling(fitted):
     five = vocab.char_id("5")
     saved = vae.context_keys, vae.context_tokens, vae.context_table
 
-    def sample_with(previous, named, token, conditions):
-        key = context_key(torch.tensor([previous]), torch.tensor([named]), vocab.vocab_size)
+    def sample_with(previous, named, steps, token, conditions):
+        key = context_key(torch.tensor([previous]), torch.tensor([named]), torch.tensor([steps]), vocab.vocab_size)
         try:
             vae.set_context_bias(key, torch.tensor([token]), torch.tensor([[50.0]]))
             return fitted.sample(30, seed=0, conditions=conditions, progress=False)
@@ -282,14 +282,15 @@ def test_offsets_by_context_apply_while_sampling(fitted):
     # after the token "Female" (which names sex), the first digit of age is 2. Conditioned rows
     # start with their fixed columns: "Female" is the prompt's last token, and age the first
     # column generated
-    assert all(20 <= age <= 29 for age in sample_with(female, female, twenties, {"sex": "Female"})["age"])
-    assert not all(20 <= age <= 29 for age in sample_with(female, female, twenties, {"sex": "Male"})["age"])
+    assert all(20 <= age <= 29 for age in sample_with(female, female, 0, twenties, {"sex": "Female"})["age"])
+    assert not all(20 <= age <= 29 for age in sample_with(female, female, 0, twenties, {"sex": "Male"})["age"])
 
-    # after age 35 (its tokens: first digit 3, then 5), sex is Female. The same last digit after
-    # another first digit, or ending hours-per-week, is another context
-    assert set(sample_with(five, thirties, female, {"age": 35})["sex"]) == {"Female"}
-    assert set(sample_with(five, thirties, female, {"age": 25})["sex"]) == {"Female", "Male"}
-    assert set(sample_with(five, thirties, female, {"age": 40, "hours-per-week": 35})["sex"]) == {"Female", "Male"}
+    # after age 35 (its tokens: first digit 3, then 5, one step on), sex is Female. The same last
+    # digit after another first digit, ending hours-per-week, or at another step is another context
+    assert set(sample_with(five, thirties, 1, female, {"age": 35})["sex"]) == {"Female"}
+    assert set(sample_with(five, thirties, 1, female, {"age": 25})["sex"]) == {"Female", "Male"}
+    assert set(sample_with(five, thirties, 1, female, {"age": 40, "hours-per-week": 35})["sex"]) == {"Female", "Male"}
+    assert set(sample_with(five, thirties, 2, female, {"age": 35})["sex"]) == {"Female", "Male"}
 
 
 def test_encode_gives_one_latent_per_row(fitted, adult):
@@ -341,9 +342,9 @@ def test_a_generator_saved_with_offsets_by_previous_token_alone_loads(fitted, tm
     assert not loaded.naming_tokens.any()
     logits = torch.zeros((4, vocab_size))
     # no token names a field, so every context is a previous token alone
-    named = loaded.contexts(torch.tensor([[9, 2, 5, 7]]))[1][0]
-    assert named.tolist() == [-1] * 4
-    biased = loaded.add_bias(torch.tensor([9, 2, 5, 7]), named, logits) - loaded.output_bias
+    _, named, steps = (t[0] for t in loaded.contexts(torch.tensor([[9, 2, 5, 7]])))
+    assert named.tolist() == [-1] * 4 and steps.tolist() == [0] * 4
+    biased = loaded.add_bias(torch.tensor([9, 2, 5, 7]), named, steps, logits) - loaded.output_bias
     assert torch.allclose(biased[:3, loaded.context_tokens], offsets[[2, 1, 0]], atol=1e-5)
     assert torch.allclose(biased[3], torch.zeros(vocab_size), atol=1e-5)  # no offsets after token 7
 

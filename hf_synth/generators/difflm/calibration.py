@@ -13,10 +13,11 @@ Two kinds of offsets (``DiffLMGeneratorConfig.calibration``):
   its frequency. Digits are shared by all numeric columns, so this cannot correct a digit's share
   in one column without moving it in the others.
 * ``"context"`` (the default): also one per (context, token) pair. A position's context is its
-  previous token and the latest token before it that names a field (:mod:`hf_synth.naming_tokens`):
-  a two-digit token that every numeric column shares is a context apart in each column, and for
-  each first digit. So the second digit of ``age`` is calibrated apart from ``fnlwgt``'s, and
-  whether a number goes on after its second pair of digits apart for every first digit. The pair
+  previous token, the latest token before it that names a field and the steps since that one
+  (:mod:`hf_synth.naming_tokens`): a two-digit token that every numeric column shares is a context
+  apart in each column, for each first digit and at each place in the number. So the second digit
+  of ``age`` is calibrated apart from ``fnlwgt``'s, and whether a number goes on after its second
+  pair of digits apart for every first digit. The pair
   offsets have a N(0, 1) prior (an L2 penalty), so a context seen a few times moves little.
 
 Teacher forcing reads every record from its true beginning, but a sampled record goes on from what
@@ -77,8 +78,8 @@ class CalibrationResult:
 def _teacher_forced(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                     device: torch.device, max_logits: int) -> tuple[torch.Tensor, ...]:
     """Unbiased logits ``(N, V)``, target ids ``(N,)``, and the context of each target: the previous
-    id ``(N,)`` and the latest naming token ``(N,)`` (see :meth:`DiffLMVAE.contexts`)."""
-    logits, targets, previous, named, kept = [], [], [], [], 0
+    id, the latest naming token and the steps since it (``(N,)`` each; see :meth:`DiffLMVAE.contexts`)."""
+    logits, targets, previous, named, steps, kept = [], [], [], [], [], 0
     for batch in batches:
         batch = {name: tensor.to(device) for name, tensor in batch.items()}
         mu, _ = vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
@@ -86,14 +87,13 @@ def _teacher_forced(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
         real = batch["decoder_mask"].bool()
         logits.append(scores[real].cpu())
         targets.append(batch["decoder_ids"][real].cpu())
-        before, name = vae.contexts(batch["decoder_ids"])
-        previous.append(before[real].cpu())
-        named.append(name[real].cpu())
+        for parts, part in zip((previous, named, steps), vae.contexts(batch["decoder_ids"])):
+            parts.append(part[real].cpu())
         kept += logits[-1].numel()
         if kept >= max_logits:
             break
     positions = max(1, max_logits // logits[0].shape[1])
-    return tuple(torch.cat(parts)[:positions] for parts in (logits, targets, previous, named))
+    return tuple(torch.cat(parts)[:positions] for parts in (logits, targets, previous, named, steps))
 
 
 def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
@@ -103,7 +103,7 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     if kind not in KINDS:
         raise ValueError(f"calibration kind must be one of {KINDS}, got {kind!r}")
     vae.eval()
-    logits, targets, previous, named = _teacher_forced(vae, decoder, batches, device, max_logits)  # (N, V), (N,) x 3
+    logits, targets, previous, named, steps = _teacher_forced(vae, decoder, batches, device, max_logits)
     current = vae.output_bias.detach().float().cpu()
     used = torch.unique(targets)  # (U,) the tokens the records use
     used_index = torch.full((logits.shape[1],), -1, dtype=torch.long)
@@ -116,7 +116,7 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     target_index = used_index[targets].unsqueeze(1)  # (N, 1)
 
     token_bias = current[used].clone().requires_grad_(True)
-    key = context_key(previous, named, len(current))  # (N,)
+    key = context_key(previous, named, steps, len(current))  # (N,)
     contexts = torch.zeros(0, dtype=torch.long)
     if kind == "context":
         seen, counts = torch.unique(key[key >= 0], return_counts=True)
@@ -164,9 +164,9 @@ def context_counts(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.T
     keys = vae.context_keys.cpu()
     counts = torch.zeros(vae.context_table.shape)
     for ids, mask in batches:
-        previous, named = vae.contexts(ids.to(vae.naming_tokens.device))
+        previous, named, steps = vae.contexts(ids.to(vae.naming_tokens.device))
         real = mask.bool()
-        rows = context_rows(keys, context_key(previous, named, vocab_size).cpu()[real])
+        rows = context_rows(keys, context_key(previous, named, steps, vocab_size).cpu()[real])
         tokens = token_index[ids[real]]
         counted = (rows >= 0) & (tokens >= 0)
         counts.index_put_((rows[counted], tokens[counted]), torch.ones(int(counted.sum())), accumulate=True)

@@ -19,7 +19,8 @@ predictions while the share of every category drifts several points, and an inpu
 no direct handle on the output's intercepts. With a free bias the optimum is calibrated in the
 large (the mean predicted probability of each token equals its frequency), which
 :func:`~hf_synth.generators.difflm.calibration.fit_output_bias` enforces after training, together
-with offsets by context: the previous token and the latest token that names a field (``context_table``).
+with offsets by context: the previous token, the latest token that names a field and the steps since
+it (``context_table``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...naming_tokens import latest_naming
+from ...naming_tokens import MAX_STEPS, naming_context
 
 
 @dataclasses.dataclass
@@ -97,9 +98,9 @@ class DiffLMVAE(nn.Module):
         self.encoder = encoder
         self.injection = injection
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # added to the decoder's logits
-        # offsets by context, set by calibration.py. A position's context is its previous token and
-        # the latest token before it that names a field (hf_synth.naming_tokens, by the mask
-        # naming_tokens), numbered by context_key. For a position whose context is
+        # offsets by context, set by calibration.py. A position's context is its previous token,
+        # the latest token before it that names a field and the steps since that one
+        # (hf_synth.naming_tokens, by the mask naming_tokens), numbered by context_key. For a position whose context is
         # context_keys[i], context_table[i, j] is added to the logit of token context_tokens[j].
         self.register_buffer("naming_tokens", torch.zeros(vocab_size, dtype=torch.bool))
         self.register_buffer("context_keys", torch.zeros(0, dtype=torch.long))  # sorted
@@ -114,21 +115,24 @@ class DiffLMVAE(nn.Module):
     def clear_context_bias(self) -> None:
         self.set_context_bias(self.context_keys[:0], self.context_tokens[:0], self.context_table[:0, :0])
 
-    def add_bias(self, previous: torch.Tensor, named: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def add_bias(self, previous: torch.Tensor, named: torch.Tensor, steps: torch.Tensor,
+                 logits: torch.Tensor) -> torch.Tensor:
         """``logits`` ``(B, V)`` of the next token plus the output bias and, for rows whose context
-        (last token ``previous`` ``(B,)``, latest naming token ``named`` ``(B,)``) has offsets, those."""
+        (last token ``previous``, latest naming token ``named``, ``steps`` since it; ``(B,)`` each)
+        has offsets, those."""
         logits = logits.float() + self.output_bias.detach().float().to(logits.device)
         if self.context_table.numel():
-            rows = context_rows(self.context_keys, context_key(previous, named, len(self.output_bias)))
+            rows = context_rows(self.context_keys, context_key(previous, named, steps, len(self.output_bias)))
             known = (rows >= 0).nonzero().squeeze(1)
             logits[known.unsqueeze(1), self.context_tokens] += self.context_table[rows[known]]
         return logits
 
-    def contexts(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The context of each position of ``ids`` ``(B, T)``: the previous token, and the latest
-        naming token up to it (``(B, T)`` each; -1 where there is none)."""
-        named = latest_naming(ids, self.naming_tokens)
-        return previous_tokens(ids), torch.cat([named.new_full((len(ids), 1), -1), named[:, :-1]], dim=1)
+    def contexts(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The context of each position of ``ids`` ``(B, T)``: the previous token, the latest naming
+        token up to it and the steps since that one (``(B, T)`` each; -1, -1, 0 before the first)."""
+        named, steps = naming_context(ids, self.naming_tokens)
+        return (previous_tokens(ids), torch.cat([named.new_full((len(ids), 1), -1), named[:, :-1]], dim=1),
+                torch.cat([steps.new_zeros((len(ids), 1)), steps[:, :-1]], dim=1))
 
     def decoder_logits(self, decoder: nn.Module, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Float32 logits, without offsets, at the positions that predict each record token: ``(B, T, V)``."""
@@ -139,8 +143,8 @@ class DiffLMVAE(nn.Module):
         logits = self.decoder_logits(decoder, z, batch)
         if not self.context_table.numel():
             return logits + self.output_bias  # differentiable: the VAE trains the output bias
-        previous, named = self.contexts(batch["decoder_ids"])
-        return self.add_bias(previous.flatten(), named.flatten(), logits.flatten(0, 1)).view_as(logits)
+        previous, named, steps = (t.flatten() for t in self.contexts(batch["decoder_ids"]))
+        return self.add_bias(previous, named, steps, logits.flatten(0, 1)).view_as(logits)
 
     def loss(self, decoder: nn.Module, batch: dict[str, torch.Tensor], beta: float,
              sample: bool = True) -> dict[str, torch.Tensor]:
@@ -164,10 +168,10 @@ def prompted_logits(decoder: nn.Module, prefix: torch.Tensor, ids: torch.Tensor,
     return decoder(inputs_embeds=embeds, attention_mask=attention).logits[:, prefix.shape[1] - 1 : -1]
 
 
-def context_key(previous: torch.Tensor, named: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """One number per context (previous token, latest naming token; -1: none): -1 where there is
-    no previous token."""
-    return torch.where(previous >= 0, (named + 1) * vocab_size + previous, -1)
+def context_key(previous: torch.Tensor, named: torch.Tensor, steps: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """One number per context (previous token, latest naming token or -1, steps since it): -1 where
+    there is no previous token. With no naming token the key is the previous token."""
+    return torch.where(previous >= 0, ((named + 1) * (MAX_STEPS + 1) + steps) * vocab_size + previous, -1)
 
 
 def context_rows(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
@@ -188,7 +192,8 @@ def upgraded_latent_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     rows, tokens, table = state.pop("context_rows"), state.pop("context_columns"), state.pop("context_table")
     keys = (rows >= 0).nonzero().squeeze(1)  # previous tokens with offsets, sorted
     state["naming_tokens"] = torch.zeros(len(rows), dtype=torch.bool)
-    state.update(context_keys=context_key(keys, torch.full_like(keys, -1), len(rows)), context_tokens=tokens,
+    state.update(context_keys=context_key(keys, torch.full_like(keys, -1), torch.zeros_like(keys), len(rows)),
+                 context_tokens=tokens,
                  context_table=table[rows[keys]] if len(keys) else table[:0])
     return state
 
