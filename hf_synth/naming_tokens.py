@@ -19,6 +19,9 @@ import torch
 from .schema import RecordSchema, iter_paths, path_name
 from .tokenizer import NUMBER_START_CHARS, PieceVocab
 
+#: Steps since the latest naming token are counted up to this (a long text value's later tokens share it).
+MAX_STEPS = 15
+
 
 def naming_tokens(vocab: PieceVocab, schema: RecordSchema) -> torch.Tensor:
     """``(vocab_size,)`` bool: the tokens that name a field (of any depth)."""
@@ -36,10 +39,6 @@ def naming_tokens(vocab: PieceVocab, schema: RecordSchema) -> torch.Tensor:
         for piece in pieces:
             naming[vocab.piece_ids(piece)[0]] = True
     return naming
-
-
-#: Steps since the latest naming token are counted up to this (a long text value's later tokens share it).
-MAX_STEPS = 15
 
 
 def naming_context(ids: torch.Tensor, naming: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,4 +59,5 @@ def next_naming_context(last: torch.Tensor, named: torch.Tensor, steps: torch.Te
     """One step of :func:`naming_context`: the context ``(named, steps)`` ``(B,)`` each after
     tokens ``last`` ``(B,)`` of rows whose context was ``(named, steps)``."""
     names = naming.to(last.device)[last]
-    return torch.where(names, last, named), torch.where(names, 0, torch.where(named >= 0, steps + 1, 0).clamp(max=MAX_STEPS))
+    after = torch.where(named >= 0, steps + 1, 0).clamp(max=MAX_STEPS)
+    return torch.where(names, last, named), torch.where(names, 0, after)

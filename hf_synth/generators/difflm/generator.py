@@ -36,9 +36,9 @@ from ...codec import RecordCodec
 from ...column_order import order_card_line
 from ...errors import GeneratorLoadError, HFSynthError, SchemaError
 from ...io import load_input
+from ...naming_tokens import naming_tokens
 from ...sampling import SamplingReport, sample_records
 from ...streams import derive_seed
-from ...naming_tokens import naming_tokens
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records

@@ -100,8 +100,9 @@ class DiffLMVAE(nn.Module):
         self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # added to the decoder's logits
         # offsets by context, set by calibration.py. A position's context is its previous token,
         # the latest token before it that names a field and the steps since that one
-        # (hf_synth.naming_tokens, by the mask naming_tokens), numbered by context_key. For a position whose context is
-        # context_keys[i], context_table[i, j] is added to the logit of token context_tokens[j].
+        # (hf_synth.naming_tokens, by the mask naming_tokens), numbered by context_key. For a
+        # position whose context is context_keys[i], context_table[i, j] is added to the logit of
+        # token context_tokens[j].
         self.register_buffer("naming_tokens", torch.zeros(vocab_size, dtype=torch.bool))
         self.register_buffer("context_keys", torch.zeros(0, dtype=torch.long))  # sorted
         self.register_buffer("context_tokens", torch.zeros(0, dtype=torch.long))
@@ -186,9 +187,9 @@ def context_rows(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
 
 
 def upgraded_latent_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The saved VAE state in today's layout. Files saved when the offsets went by previous token
-    alone hold ``context_rows`` ``(V,)`` (a row of ``context_table`` per previous token, or -1) and
-    ``context_columns``; those contexts are today's with no naming token."""
+    """The saved VAE state in the current layout. Files saved when the offsets went by previous
+    token alone hold ``context_rows`` ``(V,)`` (a row of ``context_table`` per previous token, or -1)
+    and ``context_columns``; those contexts are the current ones with no naming token."""
     if "context_rows" not in state:
         return state
     state = dict(state)
