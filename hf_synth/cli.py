@@ -78,9 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
     difflm.add_argument("--sampling-steps", type=int, default=None, help="Heun steps of the diffusion sampler")
     difflm.add_argument("--prior", default=None, choices=["diffusion", "normal"])
     difflm.add_argument("--calibration", default=None, choices=["context", "token", "none"],
-                        help="logit offsets fitted after the VAE (default: context)")
+                        help="logit offsets fitted after the prior (default: context)")
     difflm.add_argument("--calibration-rounds", type=int, default=None,
-                        help="rounds that correct the offsets on sampled rows (default: 4; 0: none)")
+                        help="rounds that correct the offsets on sampled rows (default: 6; 0: none)")
     fit.add_argument("--out", required=True, help="directory to save the generator to")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     fit.add_argument("--no-progress", action="store_true")

@@ -45,11 +45,11 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             each time the validation loss has not improved for ``beta_patience`` evaluations, down
             to ``beta_min``.
         beta_decay, beta_patience: See above.
-        calibration: After the VAE, fit logit offsets exactly so that the decoder's average
+        calibration: After the prior, fit logit offsets exactly so that the decoder's average
             predictions match the training rows (``calibration.py``): ``"context"`` (per token and
-            per (context, token) pair, a context being the previous token and the latest token
-            that names a field), ``"token"`` (per token) or ``"none"`` (keep the per-token bias as
-            trained with the VAE).
+            per (context, token) pair, a context being the previous token, the latest token that
+            names a field and the steps since it), ``"token"`` (per token) or ``"none"`` (keep the
+            per-token bias as trained with the VAE).
         calibration_rounds: With ``calibration="context"``, rounds that then move the (context,
             token) offsets so that sampled rows follow each context with the tokens the training
             rows follow it with (0: none). Each round samples ``calibration_samples`` rows. Six
