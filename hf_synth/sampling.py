@@ -230,16 +230,16 @@ class OutputBias(LogitsProcessor):
     field and the steps since it (DiffLM's calibrated offsets), followed as
     :func:`~hf_synth.naming_tokens.naming_context` does."""
 
-    def __init__(self, bias: OutputBiasFn, prompts: torch.Tensor, naming: torch.Tensor):
+    def __init__(self, bias: OutputBiasFn, prompts: torch.Tensor, naming: torch.Tensor, prompt_length: int):
         self.bias = bias
         self.naming = naming
+        self.prompt_length = prompt_length  # tokens of input_ids at the first step (0 with inputs_embeds)
         self.previous = prompts[:, -1]  # (B,) the last prompt tokens: the previous tokens of the first step
         named, steps = naming_context(prompts, naming)
         self.named, self.steps = named[:, -1], steps[:, -1]  # (B,) each
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        # with inputs_embeds, input_ids holds only the new tokens: none at the first step
-        if input_ids.shape[1]:
+        if input_ids.shape[1] > self.prompt_length:  # a token was sampled at the step before
             self.previous = input_ids[:, -1]
             device = self.previous.device
             self.named, self.steps = next_naming_context(self.previous, self.named.to(device), self.steps.to(device),
@@ -298,7 +298,7 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
     if output_bias is not None:
         if naming is None:
             naming = torch.zeros(vocab.vocab_size, dtype=torch.bool)
-        processors.insert(0, OutputBias(output_bias, input_ids, naming))
+        processors.insert(0, OutputBias(output_bias, input_ids, naming, width if prefix is None else 0))
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))
     if options.top_p < 1.0:

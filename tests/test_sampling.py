@@ -34,3 +34,31 @@ def test_same_seed_same_draws_and_no_global_rng():
     other = SeededSample(seed=12)(torch.zeros((500, 0), dtype=torch.long), scores.clone()).argmax(dim=1)
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_output_bias_reads_each_rows_context_as_generate_hands_it_the_tokens():
+    from hf_synth.naming_tokens import naming_context
+    from hf_synth.sampling import OutputBias
+
+    naming = torch.zeros(10, dtype=torch.bool)
+    naming[[7, 8]] = True  # tokens 7 and 8 name a field
+    prompts = torch.tensor([[0, 7, 3], [0, 8, 8]])
+    generated = torch.tensor([[4, 8, 5], [2, 2, 7]])
+    seen = []
+
+    def bias(previous, named, steps, logits):
+        seen.append(torch.stack([previous, named, steps], 1))
+        return logits
+
+    full = torch.cat([prompts, generated], 1)
+    named, steps = naming_context(full, naming)
+    # the context before each new token: after the prompt, then after each sampled token
+    expected = [torch.stack([full[:, i], named[:, i], steps[:, i]], 1) for i in range(2, 5)]
+    scores = torch.zeros((2, 10))
+    # with input_ids, generate hands the prompt too; with inputs_embeds, only the new tokens
+    for given, prompt_length in ((full, 3), (generated, 0)):
+        seen.clear()
+        processor = OutputBias(bias, prompts, naming, prompt_length)
+        for step in range(3):
+            processor(given[:, : prompt_length + step], scores)
+        assert all(torch.equal(a, b) for a, b in zip(seen, expected)) and len(seen) == 3
