@@ -432,7 +432,7 @@ class DiffLMGenerator(BaseGenerator):
         ]
         calibration = info.get("calibration")
         if calibration:
-            by = "token and by context (the previous token and the latest token naming a field)" \
+            by = "token and by context (the previous token, the latest token naming a field and the steps since it)" \
                 if calibration["kind"] == "context" else "token"
             lines.append(f"Logit offsets by {by} calibrated on {calibration['positions']:,} record tokens: "
                          f"cross-entropy {calibration['cross_entropy_before']} -> "
