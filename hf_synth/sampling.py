@@ -111,6 +111,8 @@ def sample_records(
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+    if output_bias is not None and naming is None:
+        naming = torch.zeros(vocab.vocab_size, dtype=torch.bool)  # no token names a field
     prompts = [encode_prompt(vocab, schema, values) for values in rows]
     nonnull = nonnull or [()] * len(rows)
     records: list[dict | None] = [None] * len(rows)
@@ -296,8 +298,6 @@ def _decode_batch(model, grammar, prompts, nonnull, vocab, seed, options, max_ne
     processor = SchemaLogitsProcessor(grammar, states, width if prefix is None else 0)
     processors = [processor]
     if output_bias is not None:
-        if naming is None:
-            naming = torch.zeros(vocab.vocab_size, dtype=torch.bool)
         processors.insert(0, OutputBias(output_bias, input_ids, naming, width if prefix is None else 0))
     if options.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(options.temperature))

@@ -154,13 +154,10 @@ class DiffLMGeneratorConfig(GeneratorConfig):
         in_range(self, "top_p", 0.0, 1.0)
         if self.calibration not in ("context", "token", "none"):
             raise ConfigError(f"{name}.calibration must be 'context', 'token' or 'none', got {self.calibration!r}")
-        if isinstance(self.calibration_rounds, bool) or not isinstance(self.calibration_rounds, int) \
-                or self.calibration_rounds < 0:
-            raise ConfigError(f"{name}.calibration_rounds must be an integer >= 0, got {self.calibration_rounds!r}")
-        if self.calibration_samples is not None and (isinstance(self.calibration_samples, bool) or not isinstance(
-                self.calibration_samples, int) or self.calibration_samples < 1):
-            raise ConfigError(f"{name}.calibration_samples must be a positive integer or None, "
-                              f"got {self.calibration_samples!r}")
+        if self.calibration_rounds < 0:  # ints (not bools) are checked by GeneratorConfig
+            raise ConfigError(f"{name}.calibration_rounds must be >= 0, got {self.calibration_rounds!r}")
+        if self.calibration_samples is not None:
+            positive(self, "calibration_samples")
         if self.prior not in ("diffusion", "normal"):
             raise ConfigError(f"{name}.prior must be 'diffusion' or 'normal', got {self.prior!r}")
         if self.device not in ("auto", "cpu", "cuda"):

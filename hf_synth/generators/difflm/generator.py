@@ -179,9 +179,7 @@ class DiffLMGenerator(BaseGenerator):
             orders = [codec.training_order(rng, lm.config.permute_probability) if epoch is not None else None
                       for _ in chunk]
             out.append({**self._encoder_inputs(chunk),
-                        **dict(zip(("decoder_ids", "decoder_mask"), padded(
-                            [encode_record(lm.vocab, lm.schema, r, o) for r, o in zip(chunk, orders)],
-                            lm.vocab.pad_id)))})
+                        **dict(zip(("decoder_ids", "decoder_mask"), self._padded_records(chunk, orders)))})
         return out
 
     def _calibrate(self, rows: list[dict]) -> CalibrationResult:
@@ -200,11 +198,17 @@ class DiffLMGenerator(BaseGenerator):
             result.samples = samples
         return result
 
+    def _padded_records(self, records: list[dict], orders: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ``(ids, mask)`` of ``records`` in the decoder's tokens, each in its order of
+        ``orders`` (the natural order by default)."""
+        orders = orders or [None] * len(records)
+        return padded([encode_record(self.lm.vocab, self.schema, r, o) for r, o in zip(records, orders)],
+                      self.lm.vocab.pad_id)
+
     def _record_tokens(self, records: list[dict]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(ids, mask)`` batches of ``records`` written in the decoder's (natural) column order."""
         for first in range(0, len(records), 1024):
-            yield padded([encode_record(self.lm.vocab, self.schema, r) for r in records[first : first + 1024]],
-                         self.lm.vocab.pad_id)
+            yield self._padded_records(records[first : first + 1024])
 
     def _calibration_rows(self, round_: int, count: int) -> list[dict]:
         """``count`` rows for a round of calibration: sampled as ``sample`` does, with every token
