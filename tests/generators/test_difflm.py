@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -39,6 +40,19 @@ def fitted(adult) -> DiffLMGenerator:
 
 def valid(generator, rows: datasets.Dataset) -> bool:
     return all(not generator.schema.validate(row) for row in rows.to_list())
+
+
+@contextlib.contextmanager
+def offsets_restored(vae):
+    """The VAE's output bias and offsets by context, as they were when the block ends."""
+    bias = vae.output_bias.detach().clone()
+    context = [getattr(vae, name).clone() for name in ("context_keys", "context_tokens", "context_table")]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            vae.output_bias.copy_(bias)
+        vae.set_context_bias(*context)
 
 
 def test_fit_trains_three_stages(fitted):
@@ -112,19 +126,13 @@ def _calibrated(fitted, batch, kind):
     from hf_synth.generators.difflm.calibration import fit_output_bias
 
     vae = fitted.vae
-    saved = {name: getattr(vae, name).detach().clone() for name in
-             ("output_bias", "context_keys", "context_tokens", "context_table")}
-    try:
+    with offsets_restored(vae):
         with torch.no_grad():  # start far from calibrated: the fit must bring it back
             vae.output_bias.add_(torch.randn(vae.output_bias.shape, generator=torch.Generator().manual_seed(0)))
         result = fit_output_bias(vae, fitted.lm.model, [batch], torch.device("cpu"), kind=kind)
         with torch.no_grad():
             mu, _ = vae.encoder(batch["encoder_ids"], batch["encoder_mask"])
             probabilities = vae.record_logits(fitted.lm.model, mu, batch)[batch["decoder_mask"].bool()].softmax(-1)
-    finally:
-        with torch.no_grad():
-            vae.output_bias.copy_(saved["output_bias"])
-        vae.set_context_bias(saved["context_keys"], saved["context_tokens"], saved["context_table"])
     return probabilities, result
 
 
@@ -217,11 +225,34 @@ def test_calibration_matches_average_predictions_to_the_data(fitted, adult):
     assert context_error(by_context) < 0.5 * context_error(by_token)
 
 
+def test_offsets_go_to_the_contexts_all_the_rows_visit_most(fitted, adult, monkeypatch):
+    from hf_synth.generators.difflm import calibration
+
+    vae, rows = fitted.vae, adult.to_list()
+    seen, visits = calibration.visited_contexts(vae, fitted._record_tokens(rows))
+    batch = fitted._vae_batches(rows[:4], None)[0]  # the fit reads a few rows, the choice sees all
+    in_batch = calibration.visited_contexts(vae, [(batch["decoder_ids"], batch["decoder_mask"])])[0]
+    tokens = len(torch.unique(batch["decoder_ids"][batch["decoder_mask"].bool()]))
+    with offsets_restored(vae):
+        monkeypatch.setattr(calibration, "MAX_CONTEXT_OFFSETS", 10 * tokens)
+        result = calibration.fit_output_bias(vae, fitted.lm.model, [batch], torch.device("cpu"),
+                                             visits=(seen, visits))
+        kept = torch.isin(seen, vae.context_keys)
+        assert result.contexts == 10 and int(kept.sum()) == 10
+        assert visits[kept].min() >= visits[~kept].max()
+
+        monkeypatch.setattr(calibration, "MAX_CONTEXT_OFFSETS", len(seen) * tokens)
+        calibration.fit_output_bias(vae, fitted.lm.model, [batch], torch.device("cpu"), visits=(seen, visits))
+        assert torch.equal(vae.context_keys, seen)
+        unread = ~torch.isin(vae.context_keys, in_batch)  # no position of the fit is in these contexts
+        assert unread.any() and not vae.context_table[unread].any()
+        assert vae.context_table[~unread].abs().sum() > 0
+
+
 def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
     from hf_synth.generators.difflm.calibration import context_counts, refine_by_sampling
 
     vae = fitted.vae
-    saved = vae.context_table.clone()
     rows = adult.to_list()
     training = context_counts(vae, fitted._record_tokens(rows))
     busiest = int(training.sum(1).argmax())  # the context the rows visit most
@@ -231,7 +262,7 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
         sampled = context_counts(vae, fitted._record_tokens(fitted._calibration_rows(99, 192)))[busiest]
         return float(0.5 * (sampled / sampled.sum() - training[busiest] / training[busiest].sum()).abs().sum())
 
-    try:
+    with offsets_restored(vae):
         with torch.no_grad():  # the two swapped
             vae.context_table[busiest, first] -= 4.0
             vae.context_table[busiest, second] += 4.0
@@ -239,8 +270,6 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
         gaps = refine_by_sampling(vae, fitted._record_tokens(rows), lambda r: fitted._record_tokens(
             fitted._calibration_rows(r, 192)), rounds=3)
         moved, after = (vae.context_table - perturbed)[busiest], distance()
-    finally:
-        vae.context_table.copy_(saved)
     assert len(gaps) == 3 and gaps[2] < gaps[0]
     assert moved[first] > 1.0 and moved[second] < -1.0
     assert before > 0.3 and after < 0.5 * before
@@ -249,14 +278,10 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
 def test_the_output_bias_applies_while_sampling(fitted):
     categories = fitted.schema.fields["sex"].categories
     token = fitted.lm.vocab.piece_ids(("cat", "sex", categories.index("Female")))[0]
-    saved = fitted.vae.output_bias.detach().clone()
-    try:
+    with offsets_restored(fitted.vae):
         with torch.no_grad():
             fitted.vae.output_bias[token] += 50.0
         rows = fitted.sample(40, seed=0, progress=False)
-    finally:
-        with torch.no_grad():
-            fitted.vae.output_bias.copy_(saved)
     assert set(rows["sex"]) == {"Female"}
     assert set(fitted.sample(40, seed=0, progress=False)["sex"]) == {"Female", "Male"}
 

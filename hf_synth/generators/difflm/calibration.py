@@ -36,7 +36,7 @@ large vocabulary costs memory only for the tokens the records use.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -44,7 +44,7 @@ from .vae import DiffLMVAE, context_key, context_rows
 
 #: Most logits kept in memory for the fit (float32: 128 MiB; enough positions for every token of a table).
 MAX_LOGITS = 32 * 2**20
-#: Most (context, token) offsets; the most frequent contexts are kept.
+#: Most (context, token) offsets; the contexts the training rows visit most are kept.
 MAX_CONTEXT_OFFSETS = 2**21
 #: Standard deviation of the prior on (context, token) offsets.
 CONTEXT_PRIOR_STD = 1.0
@@ -98,8 +98,14 @@ def _teacher_forced(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
 
 def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                     device: torch.device, kind: str = "context", max_logits: int = MAX_LOGITS,
-                    max_iter: int = 100) -> CalibrationResult:
-    """Fit ``vae``'s output offsets at the cross-entropy optimum on ``batches`` (``z = mu``)."""
+                    max_iter: int = 100, visits: tuple[torch.Tensor, torch.Tensor] | None = None) -> CalibrationResult:
+    """Fit ``vae``'s output offsets at the cross-entropy optimum on ``batches`` (``z = mu``).
+
+    ``visits`` (:func:`visited_contexts` of all the training rows) chooses which contexts get
+    offsets: the most visited ones. Without it they are chosen by their visits in ``batches``,
+    of which the fit reads at most ``max_logits`` logits: on a vocabulary of a few hundred tokens,
+    that is a few thousand rows.
+    """
     if kind not in KINDS:
         raise ValueError(f"calibration kind must be one of {KINDS}, got {kind!r}")
     vae.eval()
@@ -119,8 +125,9 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     key = context_key(previous, named, steps, len(current))  # (N,)
     contexts = torch.zeros(0, dtype=torch.long)
     if kind == "context":
-        seen, counts = torch.unique(key[key >= 0], return_counts=True)
-        contexts = seen[counts.argsort(descending=True)][: max(1, MAX_CONTEXT_OFFSETS // len(used))].sort().values
+        seen, counts = visits if visits is not None else torch.unique(key[key >= 0], return_counts=True)
+        contexts = seen[counts.argsort(descending=True, stable=True)][: max(1, MAX_CONTEXT_OFFSETS // len(used))]
+        contexts = contexts.sort().values
     row = context_rows(contexts, key)  # (N,)
     row = torch.where(row >= 0, row, len(contexts))  # positions without offsets read a zero row
     table = torch.zeros((len(contexts), len(used)), requires_grad=True)
@@ -155,19 +162,30 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
                              cross_entropy_before=round(before, 5), cross_entropy_after=round(after, 5))
 
 
-def context_counts(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """``(K, U)``: how often token ``vae.context_tokens[j]`` follows context ``vae.context_keys[i]``
-    in ``batches`` of ``(ids, mask)`` ``(B, T)`` each."""
-    vocab_size = len(vae.output_bias)
-    token_index = torch.full((vocab_size,), -1, dtype=torch.long)
-    token_index[vae.context_tokens.cpu()] = torch.arange(len(vae.context_tokens))
-    keys = vae.context_keys.cpu()
-    counts = torch.zeros(vae.context_table.shape)
+def _keyed_positions(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The context key and the token of every real position of ``batches`` of ``(ids, mask)``
+    ``(B, T)`` each: ``(P,)`` and ``(P,)`` per batch."""
     for ids, mask in batches:
         previous, named, steps = vae.contexts(ids.to(vae.naming_tokens.device))
         real = mask.bool()
-        rows = context_rows(keys, context_key(previous, named, steps, vocab_size).cpu()[real])
-        tokens = token_index[ids[real]]
+        yield context_key(previous, named, steps, len(vae.output_bias)).cpu()[real], ids[real]
+
+
+def visited_contexts(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contexts ``batches`` of ``(ids, mask)`` visit, sorted, and how often: ``(K,)`` each."""
+    keys = torch.cat([key for key, _ in _keyed_positions(vae, batches)])
+    return torch.unique(keys[keys >= 0], return_counts=True)
+
+
+def context_counts(vae: DiffLMVAE, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """``(K, U)``: how often token ``vae.context_tokens[j]`` follows context ``vae.context_keys[i]``
+    in ``batches`` of ``(ids, mask)`` ``(B, T)`` each."""
+    token_index = torch.full((len(vae.output_bias),), -1, dtype=torch.long)
+    token_index[vae.context_tokens.cpu()] = torch.arange(len(vae.context_tokens))
+    keys = vae.context_keys.cpu()
+    counts = torch.zeros(vae.context_table.shape)
+    for key, ids in _keyed_positions(vae, batches):
+        rows, tokens = context_rows(keys, key), token_index[ids]
         counted = (rows >= 0) & (tokens >= 0)
         counts.index_put_((rows[counted], tokens[counted]), torch.ones(int(counted.sum())), accumulate=True)
     return counts

@@ -42,7 +42,7 @@ from ...streams import derive_seed
 from ...tokenizer import encode_record
 from ..base import BaseGenerator, register
 from ..lm import LMGenerator, LMGeneratorConfig, check_target_columns, dataset_name, split_records
-from .calibration import CalibrationResult, fit_output_bias, refine_by_sampling
+from .calibration import CalibrationResult, fit_output_bias, refine_by_sampling, visited_contexts
 from .config import MIN_CALIBRATION_SAMPLES, DiffLMGeneratorConfig
 from .diffusion import DiffusionConfig, LatentDiffusion
 from .steering import latent_collapsed, latent_information
@@ -188,8 +188,9 @@ class DiffLMGenerator(BaseGenerator):
         config, decoder = self.config, self.lm.model
         self.vae.naming_tokens.copy_(naming_tokens(self.lm.vocab, self.schema))  # what the contexts read
         chunks = (self._vae_batches(rows[first : first + 1024], None) for first in range(0, len(rows), 1024))
+        visits = visited_contexts(self.vae, self._record_tokens(rows)) if config.calibration == "context" else None
         result = fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
-                                 next(decoder.parameters()).device, kind=config.calibration)
+                                 next(decoder.parameters()).device, kind=config.calibration, visits=visits)
         if config.calibration == "context" and config.calibration_rounds:
             samples = config.calibration_samples or max(MIN_CALIBRATION_SAMPLES, len(rows))
             result.sampled_gaps = refine_by_sampling(
