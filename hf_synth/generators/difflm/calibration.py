@@ -104,7 +104,7 @@ def fit_output_bias(vae: DiffLMVAE, decoder: torch.nn.Module, batches: Iterable[
     ``visits`` (:func:`visited_contexts` of all the training rows) chooses which contexts get
     offsets: the most visited ones. Without it they are chosen by their visits in ``batches``,
     of which the fit reads at most ``max_logits`` logits: on a vocabulary of a few hundred tokens,
-    that is a few thousand rows.
+    2,000-5,000 rows of a table.
     """
     if kind not in KINDS:
         raise ValueError(f"calibration kind must be one of {KINDS}, got {kind!r}")
