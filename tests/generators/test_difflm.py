@@ -275,6 +275,61 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
     assert before > 0.3 and after < 0.5 * before
 
 
+def test_a_contexts_group_is_its_naming_token_and_steps():
+    from hf_synth.generators.difflm.vae import context_group, context_key
+
+    previous, named, steps = torch.tensor([5, 9, 5, 5, 5, -1]), torch.tensor([3, 3, 4, 3, -1, 3]), torch.tensor([2, 2, 2, 1, 0, 2])
+    groups = context_group(context_key(previous, named, steps, 10), 10).tolist()
+    assert groups[0] == groups[1] >= 0  # another previous token: the same group
+    assert len({groups[0], groups[2], groups[3]}) == 3  # another naming token or step: another group
+    assert groups[4] == groups[5] == -1  # no naming token, or no previous token (no context)
+
+
+def test_a_round_moves_rare_contexts_by_their_groups_frequent_tokens():
+    from hf_synth.generators.difflm.calibration import _frequency_step
+
+    # contexts 0-2: one group, each followed 20 times (too few alone); context 3 alone, 100 times
+    target = torch.tensor([[15.0, 5.0, 0.0], [14.0, 5.0, 1.0], [16.0, 4.0, 0.0], [50.0, 50.0, 0.0]])
+    counts = torch.tensor([[5.0, 15.0, 0.0], [4.0, 15.0, 1.0], [6.0, 13.0, 1.0], [40.0, 60.0, 0.0]])
+    step, gap = _frequency_step(target, counts, torch.tensor([7, 7, 7, 8]))
+    assert torch.equal(step[0], step[1]) and torch.equal(step[0], step[2])  # one step for the group
+    assert step[0, 0] > 0.5 and step[0, 1] < -0.5  # its tokens followed 60 times together move...
+    assert step[0, 2] == 0  # ...one followed 3 times does not
+    assert step[3, 0] > 0 and step[3, 1] < 0 and gap == pytest.approx(0.1)  # a context seen enough alone
+    unnamed, _ = _frequency_step(target, counts, torch.tensor([-1, -1, -1, 8]))
+    assert not unnamed[:3].any() and torch.equal(unnamed[3], step[3])  # no naming token: no group
+
+
+def test_rounds_correct_rare_contexts_together_by_naming_token_and_steps(fitted, adult):
+    from hf_synth.generators.difflm.calibration import MIN_CONTEXT_COUNT, context_counts, refine_by_sampling
+    from hf_synth.generators.difflm.vae import context_group
+
+    vae, rows = fitted.vae, adult.to_list()
+    training = context_counts(vae, fitted._record_tokens(rows))
+    groups, visits = context_group(vae.context_keys, len(vae.output_bias)), training.sum(1)
+    # the busiest group whose contexts (one per previous token) are each too rare to correct alone
+    rare = [g for g in torch.unique(groups[groups >= 0]).tolist()
+            if (groups == g).sum() > 1 and (visits[groups == g] < MIN_CONTEXT_COUNT).all()]
+    members = groups == max(rare, key=lambda g: visits[groups == g].sum())
+    pooled = training[members].sum(0)
+    first, second = pooled.topk(2).indices.tolist()
+    assert pooled.sum() >= MIN_CONTEXT_COUNT and pooled[second] > 0
+
+    def distance():  # of the group's next token in sampled rows from the training rows'
+        sampled = context_counts(vae, fitted._record_tokens(fitted._calibration_rows(99, 192)))[members].sum(0)
+        return float(0.5 * (sampled / sampled.sum() - pooled / pooled.sum()).abs().sum())
+
+    with offsets_restored(vae):
+        with torch.no_grad():  # the two pushed apart in every context of the group
+            vae.context_table[members, first] -= 1.0
+            vae.context_table[members, second] += 1.0
+        before = distance()
+        refine_by_sampling(vae, fitted._record_tokens(rows), lambda r: fitted._record_tokens(
+            fitted._calibration_rows(r, 384)), rounds=3)
+        after = distance()
+    assert before > 0.2 and after < 0.5 * before
+
+
 def test_the_output_bias_applies_while_sampling(fitted):
     categories = fitted.schema.fields["sex"].categories
     token = fitted.lm.vocab.piece_ids(("cat", "sex", categories.index("Female")))[0]

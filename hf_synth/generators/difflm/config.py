@@ -52,10 +52,12 @@ class DiffLMGeneratorConfig(GeneratorConfig):
             per-token bias as trained with the VAE).
         calibration_rounds: With ``calibration="context"``, rounds that then move the (context,
             token) offsets so that sampled rows follow each context with the tokens the training
-            rows follow it with (0: none). Each round samples ``calibration_samples`` rows. Six
+            rows follow it with (0: none); contexts too rare to count alone are counted together
+            by naming token and steps. Each round samples ``calibration_samples`` rows. Six
             rounds took the shape / trend error from 1.17 / 2.63 % to 0.89 / 2.23 % on UCI Adult
-            and from 1.57 / 3.37 % to 0.76 / 2.75 % on Beijing PM2.5 (benchmarks/RESULTS.md); they
-            cost a sampling of the training rows each.
+            and from 1.57 / 3.37 % to 0.76 / 2.75 % on Beijing PM2.5, and counting rare contexts
+            together took Adult's to 0.63 / 1.98 % (benchmarks/RESULTS.md); they cost a sampling
+            of the training rows each.
         calibration_samples: Rows sampled in each of the ``calibration_rounds``; ``None``: as many
             as the fit trains on, at least :data:`MIN_CALIBRATION_SAMPLES`. More rows let the
             rounds move the offsets of rarer contexts.

@@ -178,6 +178,13 @@ def context_key(previous: torch.Tensor, named: torch.Tensor, steps: torch.Tensor
     return torch.where(previous >= 0, ((named + 1) * (MAX_STEPS + 1) + steps) * vocab_size + previous, -1)
 
 
+def context_group(keys: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The context of each of ``keys`` without its previous token: one number per (naming token,
+    steps since it), -1 where there is no naming token."""
+    group = keys // vocab_size
+    return torch.where((keys >= 0) & (group > MAX_STEPS), group, -1)
+
+
 def context_rows(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
     """The index of each of ``query`` in the sorted ``keys``, -1 where it is not there."""
     if not len(keys):
