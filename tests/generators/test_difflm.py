@@ -278,7 +278,9 @@ def test_rounds_on_sampled_rows_bring_their_tokens_to_the_data(fitted, adult):
 def test_a_contexts_group_is_its_naming_token_and_steps():
     from hf_synth.generators.difflm.vae import context_group, context_key
 
-    previous, named, steps = torch.tensor([5, 9, 5, 5, 5, -1]), torch.tensor([3, 3, 4, 3, -1, 3]), torch.tensor([2, 2, 2, 1, 0, 2])
+    previous = torch.tensor([5, 9, 5, 5, 5, -1])
+    named = torch.tensor([3, 3, 4, 3, -1, 3])
+    steps = torch.tensor([2, 2, 2, 1, 0, 2])
     groups = context_group(context_key(previous, named, steps, 10), 10).tolist()
     assert groups[0] == groups[1] >= 0  # another previous token: the same group
     assert len({groups[0], groups[2], groups[3]}) == 3  # another naming token or step: another group

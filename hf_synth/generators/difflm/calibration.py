@@ -224,9 +224,9 @@ def _frequency_step(target: torch.Tensor, counts: torch.Tensor, groups: torch.Te
 
     A context seen too rarely to be corrected alone takes the step of the rare contexts of its
     group (``groups`` ``(K,)``, :func:`~.vae.context_group`: the same naming token and steps, any
-    previous token) counted together, where those are seen often enough: whether a number goes
-    on after its second pair of digits is one question for every pair, and asked a hundred times
-    less often of each.
+    previous token) counted together, where those are seen often enough, for the tokens that
+    follow them often enough: whether a number goes on after its second pair of digits is one
+    question for every pair, and asked a hundred times less often of each.
     """
     step, seen = _log_ratio_step(target, counts)
     target_total, total = target.sum(1), counts.sum(1)  # (K,)
