@@ -188,13 +188,15 @@ class DiffLMGenerator(BaseGenerator):
         config, decoder = self.config, self.lm.model
         self.vae.naming_tokens.copy_(naming_tokens(self.lm.vocab, self.schema))  # what the contexts read
         chunks = (self._vae_batches(rows[first : first + 1024], None) for first in range(0, len(rows), 1024))
-        visits = visited_contexts(self.vae, self._record_tokens(rows)) if config.calibration == "context" else None
+        by_context = config.calibration == "context"
+        tokens = list(self._record_tokens(rows)) if by_context else []  # read by the context choice and the rounds
         result = fit_output_bias(self.vae, decoder, (b for chunk in chunks for b in chunk),
-                                 next(decoder.parameters()).device, kind=config.calibration, visits=visits)
-        if config.calibration == "context" and config.calibration_rounds:
+                                 next(decoder.parameters()).device, kind=config.calibration,
+                                 visits=visited_contexts(self.vae, tokens) if by_context else None)
+        if by_context and config.calibration_rounds:
             samples = config.calibration_samples or max(MIN_CALIBRATION_SAMPLES, len(rows))
             result.sampled_gaps = refine_by_sampling(
-                self.vae, self._record_tokens(rows),
+                self.vae, tokens,
                 lambda round_: self._record_tokens(self._calibration_rows(round_, samples)), config.calibration_rounds)
             result.samples = samples
         return result
